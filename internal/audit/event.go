@@ -1,0 +1,58 @@
+// Package audit defines the audit event model and the Sink that stores
+// events durably. A Sink's Record returns only once the event is durable
+// (or queued in a group commit that completes before Record returns): the
+// proxy calls it before a result reaches the client, and refuses the
+// request if it fails. It knows nothing about wire protocols.
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Decision values.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+	Error = "error" // the request could not be decided (unparseable, auth failure)
+)
+
+// Event kinds.
+const (
+	KindLoginFailed  = "login.failed"
+	KindSessionStart = "session.start"
+	KindSessionEnd   = "session.end"
+	KindStatement    = "statement"
+)
+
+// Event is one audit record. Never put a token or password in it.
+type Event struct {
+	ID        int64     // assigned by the store
+	Time      time.Time // when warden saw the request
+	Kind      string    // one of the Kind* constants
+	SessionID string    // warden's id for the client connection
+	Protocol  string    // "postgres"
+	Target    string
+	Client    string // client address
+
+	Subject string
+	Issuer  string
+	Groups  []string
+	TokenID string
+
+	Request     string // SQL text, bounded
+	RequestHash string // sha256 hex of the full request text
+	StmtKind    string // e.g. "select", "delete"
+	Decision    string // Allow, Deny, Error
+	Policy      string // policy that decided ("" for default deny)
+	Rule        string // rule that decided
+	Reason      string // human-readable why
+	Error       string
+}
+
+// Sink stores events durably.
+type Sink interface {
+	// Record stores ev durably before returning. An error means the event
+	// is not stored, and the caller must refuse the request it describes.
+	Record(ctx context.Context, ev *Event) error
+}

@@ -1,0 +1,26 @@
+// Package identity turns a presented credential (an OIDC/JWT access token)
+// into a verified Principal. It owns token verification, the verified-token
+// cache and the development issuer; it knows nothing about protocols or
+// policy syntax.
+package identity
+
+import (
+	"context"
+	"time"
+)
+
+// Principal is a verified identity. It is immutable once returned.
+type Principal struct {
+	Subject string         // "sub"
+	Issuer  string         // "iss"
+	Groups  []string       // from the configured groups claim
+	TokenID string         // "jti", if present
+	Expiry  time.Time      // "exp"
+	Claims  map[string]any // every claim of the token, as decoded JSON
+}
+
+// Verifier checks a raw bearer token and returns who it belongs to.
+// Implementations must fail closed: any doubt is an error.
+type Verifier interface {
+	Verify(ctx context.Context, rawToken string) (*Principal, error)
+}
