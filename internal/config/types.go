@@ -1,9 +1,20 @@
-// Package config loads, expands and validates warden.yaml. It does no I/O
-// beyond reading the files the configuration names; it compiles nothing
-// (policy compiles its own rules).
+// Package config loads, expands and validates warden.yaml.
+//
+// It owns the file format: the YAML shape (the structs below are its
+// documentation), ${ENV} expansion, defaults, and every check that can be
+// made without I/O or compilation, each reported with the file, line and
+// key path it concerns. It does no I/O beyond reading the config file
+// itself (it does not open the TLS, CA or store files it names: their
+// users do, via Config.Resolve), and it compiles nothing: CEL expressions
+// and sql globs are compiled by package policy, which reports its own
+// errors through Config.ErrorAt. It knows nothing about protocols,
+// sockets or identities.
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Config is the whole of warden.yaml. Field comments give defaults.
 type Config struct {
@@ -12,28 +23,31 @@ type Config struct {
 	Path string `yaml:"-"`
 
 	Listen   Listen   `yaml:"listen"`
-	TLS      *TLS     `yaml:"tls"`      // optional; required for non-loopback listeners
-	Store    string   `yaml:"store"`    // default "sqlite://warden.db" (relative to the config file)
-	Identity Identity `yaml:"identity"` // at least one issuer
-	Admins   string   `yaml:"admins"`   // CEL over claims: who may use the admin API
+	TLS      *TLS     `yaml:"tls,omitempty"`    // optional; required for non-loopback listeners
+	Store    string   `yaml:"store"`            // default "sqlite://warden.db" (relative to the config file); or postgres://…
+	Identity Identity `yaml:"identity"`         // at least one issuer
+	Admins   string   `yaml:"admins,omitempty"` // CEL over claims: who may use the admin API
 	Targets  []Target `yaml:"targets"`
 	Policies []Policy `yaml:"policies"`
 	Limits   Limits   `yaml:"limits"`
+
+	file  string         // Path, or "config" when Path is empty; for messages
+	lines map[string]int // key path → line, recorded by Parse
 }
 
 // Listen holds listener addresses. Empty means "not listening".
 type Listen struct {
-	Postgres string `yaml:"postgres"` // e.g. 127.0.0.1:6432
-	HTTP     string `yaml:"http"`     // admin API, metrics, health
+	Postgres string `yaml:"postgres,omitempty"` // e.g. 127.0.0.1:6432
+	HTTP     string `yaml:"http,omitempty"`     // admin API, metrics, health
 }
 
 // TLS is the server certificate for the listeners.
 type TLS struct {
-	Cert string `yaml:"cert"`
-	Key  string `yaml:"key"`
+	Cert string `yaml:"cert"` // PEM file, relative to the config file; required
+	Key  string `yaml:"key"`  // PEM file, relative to the config file; required
 	// AllowPlaintextPasswords permits cleartext token passwords without TLS
 	// on a non-loopback listener. Default false. Never turn on in production.
-	AllowPlaintextPasswords bool `yaml:"allow_plaintext_passwords"`
+	AllowPlaintextPasswords bool `yaml:"allow_plaintext_passwords,omitempty"`
 }
 
 // Identity lists trusted token issuers.
@@ -43,12 +57,12 @@ type Identity struct {
 
 // OIDCIssuer is one trusted OpenID Connect issuer.
 type OIDCIssuer struct {
-	Issuer      string        `yaml:"issuer"`       // exact "iss"; discovery at <issuer>/.well-known/openid-configuration
-	Audience    string        `yaml:"audience"`     // required "aud"
-	JWKSURL     string        `yaml:"jwks_url"`     // optional; else from discovery
-	GroupsClaim string        `yaml:"groups_claim"` // default "groups"
-	Leeway      time.Duration `yaml:"leeway"`       // clock skew allowed on exp/nbf/iat; default 30s, max 5m
-	CAFile      string        `yaml:"ca_file"`      // optional CA bundle for the issuer's HTTPS
+	Issuer      string        `yaml:"issuer"`             // exact "iss"; discovery at <issuer>/.well-known/openid-configuration
+	Audience    string        `yaml:"audience"`           // required "aud"
+	JWKSURL     string        `yaml:"jwks_url,omitempty"` // optional; else from discovery
+	GroupsClaim string        `yaml:"groups_claim"`       // default "groups"
+	Leeway      time.Duration `yaml:"leeway"`             // clock skew allowed on exp/nbf/iat; 0 means the default 30s; max 5m
+	CAFile      string        `yaml:"ca_file,omitempty"`  // optional CA bundle for the issuer's HTTPS, relative to the config file
 }
 
 // Target is one upstream system.
@@ -57,43 +71,49 @@ type Target struct {
 	Type string `yaml:"type"` // "postgres" (http, kubernetes later)
 
 	// PostgreSQL
-	Address  string `yaml:"address"`  // host:port
-	Database string `yaml:"database"` // upstream database name
-	User     string `yaml:"user"`     // upstream role warden logs in as
-	Password string `yaml:"password"` // use ${ENV}; never inline in production
-	SSLMode  string `yaml:"sslmode"`  // libpq sslmode for upstream; default "prefer"
-	Schema   string `yaml:"schema"`   // schema unqualified names resolve to; default "public"
+	Address  string `yaml:"address"`            // host:port
+	Database string `yaml:"database"`           // upstream database name
+	User     string `yaml:"user"`               // upstream role warden logs in as
+	Password string `yaml:"password,omitempty"` // use ${ENV}; never inline in production
+	SSLMode  string `yaml:"sslmode"`            // libpq sslmode for upstream; default "prefer"
+	Schema   string `yaml:"schema"`             // schema unqualified names resolve to; default "public"
 }
 
-// Policy grants rules to identities matching When.
+// Policy grants rules to identities matching When. Rules are named by
+// policy, list and index in decisions: "analyst-agents/allow[0]".
 type Policy struct {
-	Name  string `yaml:"name"`
-	When  string `yaml:"when"` // CEL over `claims` (map), `sub`, `iss`, `groups`; default true
-	Allow []Rule `yaml:"allow"`
-	Deny  []Rule `yaml:"deny"`
+	Name  string `yaml:"name"`           // unique; letters, digits, '-', '_', '.'
+	When  string `yaml:"when,omitempty"` // CEL over `claims` (map), `sub`, `iss`, `groups`; default true
+	Allow []Rule `yaml:"allow,omitempty"`
+	Deny  []Rule `yaml:"deny,omitempty"`
 	// Review rules (issue 4) and masks (issue 5) are added later.
 }
 
-// Rule applies to one target.
+// Rule applies to one target. An allow rule without sql grants only
+// connecting and running statements that touch no object (SELECT 1, SET
+// application_name, BEGIN); a deny rule must name something.
 type Rule struct {
-	Target string   `yaml:"target"`
-	SQL    *SQLRule `yaml:"sql"`
+	Target string   `yaml:"target"` // name of a configured target; required
+	SQL    *SQLRule `yaml:"sql,omitempty"`
 }
 
 // SQLRule maps statement actions to object globs ("public.orders",
 // "public.*", "*.audit_*"). Unqualified globs mean the target's schema.
+// See ParseObjectGlob for the glob syntax. The yaml keys are the names of
+// sqlfacts.Action values; Command entries are exact lower-case command
+// names, not globs.
 type SQLRule struct {
-	Select   []string `yaml:"select"`
-	Insert   []string `yaml:"insert"`
-	Update   []string `yaml:"update"`
-	Delete   []string `yaml:"delete"`
-	Truncate []string `yaml:"truncate"`
-	Lock     []string `yaml:"lock"`
-	Create   []string `yaml:"create"`
-	Alter    []string `yaml:"alter"`
-	Drop     []string `yaml:"drop"`
-	Execute  []string `yaml:"execute"` // functions beyond the built-in safe list
-	Command  []string `yaml:"command"` // utility commands: vacuum, analyze, do, listen, notify, ...
+	Select   []string `yaml:"select,omitempty"`
+	Insert   []string `yaml:"insert,omitempty"`
+	Update   []string `yaml:"update,omitempty"`
+	Delete   []string `yaml:"delete,omitempty"`
+	Truncate []string `yaml:"truncate,omitempty"`
+	Lock     []string `yaml:"lock,omitempty"`
+	Create   []string `yaml:"create,omitempty"`
+	Alter    []string `yaml:"alter,omitempty"`
+	Drop     []string `yaml:"drop,omitempty"`
+	Execute  []string `yaml:"execute,omitempty"` // functions beyond the built-in safe list
+	Command  []string `yaml:"command,omitempty"` // utility commands: vacuum, analyze, do, listen, notify, ...
 }
 
 // Limits bound what a client may send. Zero means the default.
@@ -101,4 +121,65 @@ type Limits struct {
 	MaxMessageBytes  int           `yaml:"max_message_bytes"` // default 1 MiB (PostgreSQL's own cap is 1 GiB)
 	MaxQueryBytes    int           `yaml:"max_query_bytes"`   // default 256 KiB; longer SQL is refused
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"` // default 10s
+}
+
+// ActionGlobs is one action key of a SQLRule and its entries.
+type ActionGlobs struct {
+	Action string   // the yaml key: "select", "insert", ..., "command"
+	Globs  []string // as written
+}
+
+// Actions lists the rule's non-empty action keys in a fixed order (the
+// order of the struct fields), so that callers can iterate without
+// knowing each field.
+func (r *SQLRule) Actions() []ActionGlobs {
+	if r == nil {
+		return nil
+	}
+	all := []ActionGlobs{
+		{"select", r.Select}, {"insert", r.Insert}, {"update", r.Update},
+		{"delete", r.Delete}, {"truncate", r.Truncate}, {"lock", r.Lock},
+		{"create", r.Create}, {"alter", r.Alter}, {"drop", r.Drop},
+		{"execute", r.Execute}, {"command", r.Command},
+	}
+	out := all[:0]
+	for _, a := range all {
+		if len(a.Globs) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Line returns the line of the key at path ("targets[0].address") in the
+// file the config was parsed from. For a key that is absent it returns
+// the line of its nearest present ancestor, so a "required" error points
+// at the block missing the key; 0 when nothing is known (a Config built
+// in Go rather than parsed).
+func (c *Config) Line(path string) int {
+	for path != "" {
+		if l, ok := c.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+// ErrorAt returns an *Error for the key at path, positioned by Line. Other
+// packages (policy, when compiling CEL and globs) use it so that every
+// configuration problem reads the same: "warden.yaml:14: path: msg".
+func (c *Config) ErrorAt(path, msg string) *Error {
+	file := c.file
+	if file == "" {
+		file = c.Path
+	}
+	if file == "" {
+		file = "config"
+	}
+	return &Error{File: file, Line: c.Line(path), Path: path, Msg: msg}
 }

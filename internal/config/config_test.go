@@ -1,0 +1,423 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
+
+// testEnv is the environment the tests parse with; the real one is not
+// consulted, so results do not depend on the machine.
+var testEnv = map[string]string{
+	"WARDEN_TEST_PASSWORD": "s3cr3t-Pa$$word",
+	"EMPTY":                "",
+	"MAX":                  "2048",
+	"STRUCTURE":            "x\n  injected: true",
+	"NULLISH":              "null",
+}
+
+func lookup(name string) (string, bool) {
+	v, ok := testEnv[name]
+	return v, ok
+}
+
+func TestGoodConfig(t *testing.T) {
+	path := filepath.Join("testdata", "good.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parse(data, path, lookup)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+
+	// Expansion and defaults.
+	if got := cfg.Targets[0].Password; got != testEnv["WARDEN_TEST_PASSWORD"] {
+		t.Errorf("password not expanded: %q", got)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"reports database default", cfg.Targets[1].Database, "reports"},
+		{"reports sslmode default", cfg.Targets[1].SSLMode, "prefer"},
+		{"prod-db schema default", cfg.Targets[0].Schema, "public"},
+		{"reports schema", cfg.Targets[1].Schema, "analytics"},
+		{"groups_claim default", cfg.Identity.OIDC[0].GroupsClaim, "groups"},
+		{"groups_claim set", cfg.Identity.OIDC[1].GroupsClaim, "roles"},
+		{"leeway default", cfg.Identity.OIDC[0].Leeway, 30 * time.Second},
+		{"leeway set", cfg.Identity.OIDC[1].Leeway, time.Minute},
+		{"max_query_bytes from default", cfg.Limits.MaxQueryBytes, 65536},
+		{"max_message_bytes default", cfg.Limits.MaxMessageBytes, 1 << 20},
+		{"handshake_timeout", cfg.Limits.HandshakeTimeout, 5 * time.Second},
+		{"line of a key", cfg.Line("targets[1].schema"), 33},
+		{"line of an absent key falls back to its block", cfg.Line("targets[1].password"), 28},
+		{"line of a list item", cfg.Line("policies[1].deny[0]"), 49},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+
+	// Golden: the normalised config (defaults filled in) is stable, and
+	// the printable form holds no secret.
+	out, err := yaml.Marshal(cfg.Redacted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "good.golden.yaml")
+	if *update {
+		if err := os.WriteFile(golden, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(out) != string(want) {
+		t.Errorf("normalised config differs from %s (run with -update if intended):\n%s", golden, out)
+	}
+	if strings.Contains(string(out), testEnv["WARDEN_TEST_PASSWORD"]) {
+		t.Error("Redacted config contains the password")
+	}
+	if cfg.Targets[0].Password == RedactedText {
+		t.Error("Redacted modified the original")
+	}
+
+	// Round trip: the normalised form parses back to the same Config.
+	out, err = yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := parse(out, path, lookup)
+	if err != nil {
+		t.Fatalf("re-parse normalised config: %v", err)
+	}
+	cfg.lines, again.lines = nil, nil
+	if !reflect.DeepEqual(cfg, again) {
+		t.Errorf("round trip changed the config:\n got %+v\nwant %+v", again, cfg)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	cfg := &Config{Path: "/etc/warden/warden.yaml", Store: "sqlite://state/warden.db?_pragma=foo"}
+	for in, want := range map[string]string{
+		"server.crt":       "/etc/warden/server.crt",
+		"certs/server.crt": "/etc/warden/certs/server.crt",
+		"../ca.pem":        "/etc/ca.pem",
+		"/abs/key.pem":     "/abs/key.pem",
+		"":                 "",
+	} {
+		if got := cfg.Resolve(in); got != want {
+			t.Errorf("Resolve(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if p, ok := cfg.SQLitePath(); !ok || p != "/etc/warden/state/warden.db" {
+		t.Errorf("SQLitePath = %q, %v", p, ok)
+	}
+	cfg.Store = "sqlite:///var/lib/warden/warden.db"
+	if p, _ := cfg.SQLitePath(); p != "/var/lib/warden/warden.db" {
+		t.Errorf("absolute SQLitePath = %q", p)
+	}
+	cfg.Store = "postgres://warden@db/warden"
+	if _, ok := cfg.SQLitePath(); ok {
+		t.Error("SQLitePath ok for a postgres store")
+	}
+	// Without a file, paths stay relative to the working directory.
+	if got := (&Config{}).Resolve("x.pem"); got != "x.pem" {
+		t.Errorf("Resolve without Path = %q", got)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Setenv("WARDEN_TEST_PASSWORD", "pw")
+	cfg, err := Load(filepath.Join("testdata", "good.yaml"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if want := filepath.Join("testdata", "certs", "server.crt"); cfg.Resolve(cfg.TLS.Cert) != want {
+		t.Errorf("cert resolves to %q, want %q", cfg.Resolve(cfg.TLS.Cert), want)
+	}
+	_, err = Load(filepath.Join("testdata", "missing.yaml"))
+	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "config.Load: ") {
+		t.Errorf("Load(missing) = %v; want a wrapped ErrNotExist", err)
+	}
+}
+
+// base is the smallest valid configuration; error cases below are written
+// out in full so that their line numbers are visible in the test.
+const base = `listen:
+  postgres: 127.0.0.1:6432
+identity:
+  oidc:
+    - issuer: https://idp.example.com
+      audience: warden
+targets:
+  - name: prod-db
+    type: postgres
+    address: 127.0.0.1:5432
+    database: app
+    user: warden_app
+    password: ${WARDEN_TEST_PASSWORD}
+policies:
+  - name: analysts
+    allow:
+      - target: prod-db
+        sql: { select: [public.orders] }
+`
+
+func TestBaseIsValid(t *testing.T) {
+	if _, err := parse([]byte(base), "warden.yaml", lookup); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	// replace returns base with old replaced by new (which must occur).
+	replace := func(old, new string) string {
+		if !strings.Contains(base, old) {
+			panic("base does not contain " + old)
+		}
+		return strings.Replace(base, old, new, 1)
+	}
+	cases := []struct {
+		name string
+		yaml string
+		want []string // every error, in order
+	}{
+		{"empty", "", []string{"warden.yaml: empty configuration"}},
+		{"syntax", "listen: [\n", []string{"warden.yaml: invalid YAML: line 1: did not find expected node content"}},
+		{"not a mapping", "- a\n", []string{"warden.yaml:1: expected a mapping at the top level"}},
+		{"two documents", base + "---\nstore: x\n", []string{"warden.yaml:19: more than one YAML document; warden.yaml is a single document"}},
+		{"unknown key with suggestion",
+			replace("    password:", "    pasword:"),
+			[]string{`warden.yaml:13: targets[0].pasword: unknown key (did you mean "password"?)`}},
+		{"unknown top-level key", base + "extra: 1\n",
+			[]string{"warden.yaml:19: extra: unknown key"}},
+		{"duplicate key",
+			replace("    database: app\n", "    database: app\n    database: other\n"),
+			[]string{"warden.yaml:12: targets[0].database: duplicate key (first defined on line 11)"}},
+		{"wrong shape",
+			replace("  postgres: 127.0.0.1:6432", "  postgres: [a, b]"),
+			[]string{"warden.yaml:2: listen.postgres: expected a string, got a list"}},
+		{"list expected",
+			replace("    - issuer: https://idp.example.com\n      audience: warden\n", "    issuer: x\n"),
+			[]string{"warden.yaml:5: identity.oidc: expected a list, got a mapping"}},
+		{"bad integer", base + "limits:\n  max_query_bytes: lots\n",
+			[]string{"warden.yaml:20: limits.max_query_bytes: expected an integer"}},
+		{"bad duration", base + "limits:\n  handshake_timeout: 10\n",
+			[]string{"warden.yaml:20: limits.handshake_timeout: expected a duration like 30s or 5m"}},
+		{"alias", base + "x: &a 1\nstore: *a\n",
+			[]string{"warden.yaml:19: x: unknown key", "warden.yaml:20: store: YAML aliases (*name) are not supported"}},
+		{"merge key",
+			replace("  - name: prod-db\n", "  - <<: {}\n    name: prod-db\n"),
+			[]string{"warden.yaml:8: targets[0].<<: YAML merge keys are not supported"}},
+
+		// ${ENV}
+		{"unset env", replace("${WARDEN_TEST_PASSWORD}", "${NOT_SET_ANYWHERE}"),
+			[]string{"warden.yaml:13: targets[0].password: environment variable NOT_SET_ANYWHERE is not set (use ${NOT_SET_ANYWHERE:-default} for an optional value)"}},
+		{"bad env name", replace("${WARDEN_TEST_PASSWORD}", "${1X}"),
+			[]string{"warden.yaml:13: targets[0].password: invalid environment variable reference ${1X}"}},
+		{"unterminated env", replace("${WARDEN_TEST_PASSWORD}", "${X"),
+			[]string{"warden.yaml:13: targets[0].password: unterminated ${ (write $${ for a literal ${)"}},
+		{"env expands into an integer field", base + "limits:\n  max_query_bytes: \"${MAX}\"\n  max_message_bytes: ${EMPTY:-x}\n",
+			[]string{"warden.yaml:21: limits.max_message_bytes: expected an integer"}},
+
+		// listeners and TLS
+		{"listener not host:port", replace("127.0.0.1:6432", "6432"),
+			[]string{`warden.yaml:2: listen.postgres: "6432" is not host:port`}},
+		{"listener bad port", replace("127.0.0.1:6432", "127.0.0.1:99999"),
+			[]string{`warden.yaml:2: listen.postgres: "127.0.0.1:99999" has an invalid port`}},
+		{"public listener without tls", replace("127.0.0.1:6432", "0.0.0.0:6432"),
+			[]string{"warden.yaml:2: listen.postgres: 0.0.0.0:6432 is not a loopback address, so a tls: block is required (clients send their token as the password)"}},
+		{"all-interfaces listener without tls", replace("127.0.0.1:6432", ":6432"),
+			[]string{"warden.yaml:2: listen.postgres: :6432 is not a loopback address, so a tls: block is required (clients send their token as the password)"}},
+		{"tls without key", replace("127.0.0.1:6432", "'[::]:6432'") + "tls: { cert: a.crt }\n",
+			[]string{"warden.yaml:19: tls.key: required"}},
+		{"store scheme", base + "store: mysql://x\n",
+			[]string{"warden.yaml:19: store: must start with sqlite:// or postgres://"}},
+
+		// identity
+		{"no issuer", replace("  oidc:\n    - issuer: https://idp.example.com\n      audience: warden\n", "  oidc: []\n"),
+			[]string{"warden.yaml:4: identity.oidc: at least one OIDC issuer is required"}},
+		{"http issuer", replace("https://idp.example.com", "http://idp.example.com"),
+			[]string{`warden.yaml:5: identity.oidc[0].issuer: "http://idp.example.com" must use https:// (http:// is allowed only for loopback hosts)`}},
+		{"missing audience", replace("      audience: warden\n", ""),
+			[]string{"warden.yaml:5: identity.oidc[0].audience: required"}},
+		{"leeway too large", replace("      audience: warden\n", "      audience: warden\n      leeway: 1h\n"),
+			[]string{"warden.yaml:7: identity.oidc[0].leeway: must be between 0s and 5m0s"}},
+
+		// targets
+		{"missing address and user",
+			strings.Replace(replace("    address: 127.0.0.1:5432\n", ""), "    user: warden_app\n", "", 1),
+			[]string{"warden.yaml:8: targets[0].address: required", "warden.yaml:8: targets[0].user: required"}},
+		{"bad target name", strings.ReplaceAll(base, "prod-db", "Prod_DB"),
+			[]string{`warden.yaml:8: targets[0].name: "Prod_DB" must be a DNS label: lower-case letters, digits and '-', at most 63`,
+				`warden.yaml:17: policies[0].allow[0].target: no target named "Prod_DB"`}},
+		{"duplicate target",
+			replace("policies:\n", "  - { name: prod-db, type: postgres, address: 'h:1', database: d, user: u }\npolicies:\n"),
+			[]string{`warden.yaml:14: targets[1].name: duplicate target name "prod-db" (also targets[0])`}},
+		{"http target not yet", replace("    type: postgres\n", "    type: http\n"),
+			[]string{`warden.yaml:9: targets[0].type: "http" targets are not supported yet (only postgres)`}},
+		{"unknown target type", replace("    type: postgres\n", "    type: mysql\n"),
+			[]string{`warden.yaml:9: targets[0].type: unknown type "mysql" (want postgres)`}},
+		{"bad sslmode", replace("    user: warden_app\n", "    user: warden_app\n    sslmode: on\n"),
+			[]string{`warden.yaml:13: targets[0].sslmode: "on" is not one of disable, allow, prefer, require, verify-ca, verify-full`}},
+
+		// policies
+		{"duplicate policy", base + "  - name: analysts\n",
+			[]string{`warden.yaml:19: policies[1].name: duplicate policy name "analysts" (also policies[0])`}},
+		{"rule names unknown target", replace("      - target: prod-db", "      - target: staging"),
+			[]string{`warden.yaml:17: policies[0].allow[0].target: no target named "staging"`}},
+		{"bad globs", replace("[public.orders]", `[public.Orders, "a.b.c", "public.", 'x."y', public.order-items]`),
+			[]string{
+				`warden.yaml:18: policies[0].allow[0].sql.select[0]: invalid glob "public.Orders": unquoted names are lower case in PostgreSQL: write the name in lower case, or quote it to match case exactly`,
+				`warden.yaml:18: policies[0].allow[0].sql.select[1]: invalid glob "a.b.c": expected schema.name or name (quote names that contain dots)`,
+				`warden.yaml:18: policies[0].allow[0].sql.select[2]: invalid glob "public.": empty name after "."`,
+				`warden.yaml:18: policies[0].allow[0].sql.select[3]: invalid glob "x.\"y": unterminated quoted name`,
+				`warden.yaml:18: policies[0].allow[0].sql.select[4]: invalid glob "public.order-items": unquoted names may contain only letters, digits, _, $ and the wildcards * and ?; quote other names`,
+			}},
+		{"bad command", replace("{ select: [public.orders] }", "{ command: [VACUUM] }"),
+			[]string{`warden.yaml:18: policies[0].allow[0].sql.command[0]: "VACUUM" is not a command name (lower case, e.g. vacuum, listen)`}},
+		{"empty deny rule", base + "    deny:\n      - target: prod-db\n",
+			[]string{"warden.yaml:20: policies[0].deny[0]: a deny rule must name something to deny (sql: {delete: [...]})"}},
+
+		// limits
+		{"query limit above message limit", base + "limits: { max_message_bytes: 1024, max_query_bytes: 2048 }\n",
+			[]string{"warden.yaml:19: limits.max_query_bytes: 2048 exceeds limits.max_message_bytes (1024)"}},
+
+		// several at once: all are reported
+		{"collects all errors",
+			strings.Replace(replace("      audience: warden\n", ""), "    database: app\n", "", 1),
+			[]string{"warden.yaml:5: identity.oidc[0].audience: required", "warden.yaml:7: targets[0].database: required"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parse([]byte(c.yaml), "warden.yaml", lookup)
+			if err == nil {
+				t.Fatalf("no error; want %q", c.want)
+			}
+			got := strings.Split(err.Error(), "\n")
+			if !slices.Equal(got, c.want) {
+				t.Errorf("errors:\n got %q\nwant %q", got, c.want)
+			}
+			// Every error is an *Error, and none leaks the password.
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("error is not a *config.Error: %T", err)
+			}
+			if strings.Contains(err.Error(), testEnv["WARDEN_TEST_PASSWORD"]) {
+				t.Errorf("error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+// An environment variable is expanded after YAML parsing: its value stays
+// one scalar, whatever it contains.
+func TestEnvCannotInjectStructure(t *testing.T) {
+	y := strings.Replace(base, "${WARDEN_TEST_PASSWORD}", "${STRUCTURE}", 1)
+	y = strings.Replace(y, "    database: app\n", "    database: ${NULLISH}\n", 1)
+	cfg, err := parse([]byte(y), "warden.yaml", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Targets[0].Password; got != testEnv["STRUCTURE"] {
+		t.Errorf("password = %q, want the variable's text verbatim", got)
+	}
+	if got := cfg.Targets[0].Database; got != "null" {
+		t.Errorf(`database = %q; a variable holding "null" must stay a string`, got)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	cases := []struct{ in, want, err string }{
+		{"plain", "plain", ""},
+		{"${MAX}", "2048", ""},
+		{"a${MAX}b${MAX}", "a2048b2048", ""},
+		{"${UNSET:-dflt}", "dflt", ""},
+		{"${EMPTY:-dflt}", "dflt", ""}, // shell semantics: empty uses the default
+		{"${EMPTY}", "", ""},
+		{"${UNSET:-}", "", ""},
+		{"pa$$word $x", "pa$$word $x", ""}, // a lone $ is literal
+		{"$${MAX}", "${MAX}", ""},
+		{"${UNSET}", "", "environment variable UNSET is not set (use ${UNSET:-default} for an optional value)"},
+	}
+	for _, c := range cases {
+		got, errs := expandWith(c.in, lookup)
+		if c.err != "" {
+			if len(errs) != 1 || errs[0] != c.err {
+				t.Errorf("expand(%q) errors = %q, want %q", c.in, errs, c.err)
+			}
+			continue
+		}
+		if len(errs) > 0 || got != c.want {
+			t.Errorf("expand(%q) = %q, %q; want %q", c.in, got, errs, c.want)
+		}
+	}
+}
+
+func TestParseObjectGlob(t *testing.T) {
+	cases := []struct {
+		in   string
+		want ObjectGlob
+		err  string
+	}{
+		{in: "orders", want: ObjectGlob{Name: "orders"}},
+		{in: "public.orders", want: ObjectGlob{Schema: "public", Name: "orders"}},
+		{in: "public.*", want: ObjectGlob{Schema: "public", Name: "*"}},
+		{in: "*.audit_?", want: ObjectGlob{Schema: "*", Name: "audit_?"}},
+		{in: `public."Order Items"`, want: ObjectGlob{Schema: "public", Name: "Order Items"}},
+		{in: `"my.schema".t`, want: ObjectGlob{Schema: "my.schema", Name: "t"}},
+		{in: `public."a""b"`, want: ObjectGlob{Schema: "public", Name: `a"b`}},
+		{in: `public.a\*b`, want: ObjectGlob{Schema: "public", Name: `a\*b`}},
+		{in: `données.clé`, want: ObjectGlob{Schema: "données", Name: "clé"}},
+		{in: "", err: "empty glob"},
+		{in: ".orders", err: `empty name before "."`},
+		{in: `""`, err: "zero-length quoted name"},
+		{in: `"a"b`, err: `a quoted name must be followed by "." or the end`},
+		{in: `a"b"`, err: `a quote may only open a name ("Name")`},
+		{in: `a\b`, err: `"\" must be followed by "*", "?" or "\"`},
+		{in: `Public.orders`, err: "unquoted names are lower case in PostgreSQL: write the name in lower case, or quote it to match case exactly"},
+	}
+	for _, c := range cases {
+		got, err := ParseObjectGlob(c.in)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("ParseObjectGlob(%q) error = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("ParseObjectGlob(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestErrorAt(t *testing.T) {
+	cfg, err := parse([]byte(base), "warden.yaml", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.ErrorAt("policies[0].when", "bad").Error()
+	if want := "warden.yaml:15: policies[0].when: bad"; got != want {
+		t.Errorf("ErrorAt = %q, want %q", got, want)
+	}
+	if got := (&Config{}).ErrorAt("x", "y").Error(); got != "config: x: y" {
+		t.Errorf("ErrorAt on a Go-built config = %q", got)
+	}
+}

@@ -1,0 +1,35 @@
+package config
+
+import (
+	"net/url"
+	"strings"
+)
+
+// RedactedText is the placeholder that replaces secrets in Config.Redacted.
+const RedactedText = "REDACTED"
+
+// Redacted returns a copy of c that is safe to print or log: target
+// passwords and the password of a postgres:// store are replaced by
+// RedactedText. Targets is copied; the other slices are shared with c,
+// so treat the copy as read-only.
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Targets = make([]Target, len(c.Targets))
+	copy(r.Targets, c.Targets)
+	for i := range r.Targets {
+		if r.Targets[i].Password != "" {
+			r.Targets[i].Password = RedactedText
+		}
+	}
+	if strings.HasPrefix(r.Store, "postgres") {
+		if u, err := url.Parse(r.Store); err == nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), RedactedText)
+				r.Store = u.String()
+			}
+		} else {
+			r.Store = "postgres://" + RedactedText
+		}
+	}
+	return &r
+}

@@ -1,0 +1,354 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults. The config struct comments repeat them for readers of the YAML.
+const (
+	DefaultStore            = "sqlite://warden.db"
+	DefaultGroupsClaim      = "groups"
+	DefaultLeeway           = 30 * time.Second
+	MaxLeeway               = 5 * time.Minute
+	DefaultSSLMode          = "prefer"
+	DefaultSchema           = "public"
+	DefaultMaxMessageBytes  = 1 << 20
+	DefaultMaxQueryBytes    = 256 << 10
+	DefaultHandshakeTimeout = 10 * time.Second
+
+	// maxMessageBytesCap is PostgreSQL's own cap on a protocol message
+	// (PQ_LARGE_MESSAGE_LIMIT, src/include/libpq/libpq.h).
+	maxMessageBytesCap = 1<<30 - 1
+)
+
+// sslModes are libpq's values for sslmode
+// (https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS).
+var sslModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+
+var (
+	// targetNameRe is an RFC 1123 DNS label: target names appear in
+	// dbname, in URL paths and (later) as Host names.
+	targetNameRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	// policyNameRe keeps policy names printable inside rule identifiers
+	// ("name/allow[0]") and log lines.
+	policyNameRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$`)
+	// commandRe matches utility command names as sqlfacts reports them
+	// ("vacuum", "do", "listen", "create extension").
+	commandRe = regexp.MustCompile(`^[a-z][a-z_]*( [a-z_]+)*$`)
+)
+
+func (c *Config) setDefaults() {
+	if c.Store == "" {
+		c.Store = DefaultStore
+	}
+	for i := range c.Identity.OIDC {
+		o := &c.Identity.OIDC[i]
+		if o.GroupsClaim == "" {
+			o.GroupsClaim = DefaultGroupsClaim
+		}
+		if o.Leeway == 0 {
+			o.Leeway = DefaultLeeway
+		}
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.Type == "postgres" {
+			if t.SSLMode == "" {
+				t.SSLMode = DefaultSSLMode
+			}
+			if t.Schema == "" {
+				t.Schema = DefaultSchema
+			}
+		}
+	}
+	if c.Limits.MaxMessageBytes == 0 {
+		c.Limits.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.Limits.MaxQueryBytes == 0 {
+		c.Limits.MaxQueryBytes = DefaultMaxQueryBytes
+	}
+	if c.Limits.HandshakeTimeout == 0 {
+		c.Limits.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+}
+
+// validator collects every problem rather than stopping at the first: an
+// operator fixing a config wants the whole list in one run.
+type validator struct {
+	c    *Config
+	errs []error
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	v.errs = append(v.errs, v.c.ErrorAt(path, fmt.Sprintf(format, args...)))
+}
+
+func (c *Config) validate() []error {
+	v := &validator{c: c}
+	v.listen()
+	v.tls()
+	v.store()
+	v.identity()
+	targets := v.targets()
+	v.policies(targets)
+	v.limits()
+	return v.errs
+}
+
+func (v *validator) listen() {
+	l := v.c.Listen
+	pgLoopback := v.hostPort("listen.postgres", l.Postgres)
+	v.hostPort("listen.http", l.HTTP)
+	// Clients send their access token as the PostgreSQL password; off
+	// loopback it must not cross the network in clear text.
+	if l.Postgres != "" && !pgLoopback && v.c.TLS == nil {
+		v.errorf("listen.postgres", "%s is not a loopback address, so a tls: block is required (clients send their token as the password)", l.Postgres)
+	}
+}
+
+// hostPort checks a listener address and reports whether it is loopback.
+func (v *validator) hostPort(path, addr string) (loopback bool) {
+	if addr == "" {
+		return true
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.errorf(path, "%q is not host:port", addr)
+		return true // already an error; don't pile on
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		v.errorf(path, "%q has an invalid port", addr)
+	}
+	return isLoopbackHost(host)
+}
+
+// isLoopbackHost reports whether host names only this machine. The empty
+// host (":6432") means every interface, so it is not loopback.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+func (v *validator) tls() {
+	t := v.c.TLS
+	if t == nil {
+		return
+	}
+	if t.Cert == "" {
+		v.errorf("tls.cert", "required")
+	}
+	if t.Key == "" {
+		v.errorf("tls.key", "required")
+	}
+}
+
+func (v *validator) store() {
+	s := v.c.Store
+	switch {
+	case strings.HasPrefix(s, "sqlite://"):
+		if p, _ := v.c.SQLitePath(); p == "" {
+			v.errorf("store", "sqlite:// needs a file path, e.g. sqlite://warden.db")
+		}
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			// url's error quotes the input, which may hold a password.
+			v.errorf("store", "not a valid postgres:// URL")
+		}
+	default:
+		v.errorf("store", "must start with sqlite:// or postgres://")
+	}
+}
+
+// SQLitePath returns the resolved file path of a sqlite:// store, and
+// false for any other store. "sqlite://warden.db" is relative to the
+// config file, "sqlite:///var/lib/warden/warden.db" absolute. Query
+// parameters ("?_pragma=…") are left to the store.
+func (c *Config) SQLitePath() (string, bool) {
+	rest, ok := strings.CutPrefix(c.Store, "sqlite://")
+	if !ok {
+		return "", false
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	return c.Resolve(rest), true
+}
+
+func (v *validator) identity() {
+	issuers := v.c.Identity.OIDC
+	if len(issuers) == 0 {
+		v.errorf("identity.oidc", "at least one OIDC issuer is required")
+		return
+	}
+	seen := map[string]int{}
+	for i, o := range issuers {
+		p := fmt.Sprintf("identity.oidc[%d]", i)
+		if o.Issuer == "" {
+			v.errorf(p+".issuer", "required")
+		} else {
+			v.secureURL(p+".issuer", o.Issuer)
+			if j, dup := seen[o.Issuer]; dup {
+				v.errorf(p+".issuer", "duplicate of identity.oidc[%d]", j)
+			}
+			seen[o.Issuer] = i
+		}
+		if o.Audience == "" {
+			v.errorf(p+".audience", "required")
+		}
+		if o.JWKSURL != "" {
+			v.secureURL(p+".jwks_url", o.JWKSURL)
+		}
+		if o.Leeway < 0 || o.Leeway > MaxLeeway {
+			v.errorf(p+".leeway", "must be between 0s and %s", MaxLeeway)
+		}
+	}
+}
+
+// secureURL requires https, allowing http only to a loopback host: keys
+// fetched over plain HTTP from elsewhere could be swapped in transit, and
+// whoever swaps them mints tokens. Loopback http exists for development
+// and tests (a dev issuer on 127.0.0.1).
+func (v *validator) secureURL(path, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		v.errorf(path, "%q is not an absolute URL", raw)
+		return
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			v.errorf(path, "%q must use https:// (http:// is allowed only for loopback hosts)", raw)
+		}
+	default:
+		v.errorf(path, "%q must use https://", raw)
+	}
+}
+
+// targets validates targets and returns name → type for the policy checks.
+func (v *validator) targets() map[string]string {
+	names := map[string]string{}
+	first := map[string]int{}
+	for i, t := range v.c.Targets {
+		p := fmt.Sprintf("targets[%d]", i)
+		switch {
+		case t.Name == "":
+			v.errorf(p+".name", "required")
+		case !targetNameRe.MatchString(t.Name):
+			v.errorf(p+".name", "%q must be a DNS label: lower-case letters, digits and '-', at most 63", t.Name)
+		default:
+			if j, dup := first[t.Name]; dup {
+				v.errorf(p+".name", "duplicate target name %q (also targets[%d])", t.Name, j)
+			} else {
+				first[t.Name] = i
+				names[t.Name] = t.Type
+			}
+		}
+		switch t.Type {
+		case "postgres":
+			v.postgresTarget(p, t)
+		case "":
+			v.errorf(p+".type", "required (postgres)")
+		case "http", "kubernetes":
+			v.errorf(p+".type", "%q targets are not supported yet (only postgres)", t.Type)
+		default:
+			v.errorf(p+".type", "unknown type %q (want postgres)", t.Type)
+		}
+	}
+	return names
+}
+
+func (v *validator) postgresTarget(p string, t Target) {
+	if t.Address == "" {
+		v.errorf(p+".address", "required")
+	} else if host, port, err := net.SplitHostPort(t.Address); err != nil || host == "" || port == "" {
+		v.errorf(p+".address", "%q is not host:port", t.Address)
+	}
+	if t.Database == "" {
+		v.errorf(p+".database", "required")
+	}
+	if t.User == "" {
+		v.errorf(p+".user", "required")
+	}
+	// Password is optional (trust or certificate auth upstream) and is
+	// never mentioned in a message.
+	if !slices.Contains(sslModes, t.SSLMode) {
+		v.errorf(p+".sslmode", "%q is not one of %s", t.SSLMode, strings.Join(sslModes, ", "))
+	}
+}
+
+func (v *validator) policies(targets map[string]string) {
+	first := map[string]int{}
+	for i, pol := range v.c.Policies {
+		p := fmt.Sprintf("policies[%d]", i)
+		switch {
+		case pol.Name == "":
+			v.errorf(p+".name", "required")
+		case !policyNameRe.MatchString(pol.Name):
+			v.errorf(p+".name", "%q may contain only letters, digits, '-', '_' and '.', at most 63", pol.Name)
+		default:
+			if j, dup := first[pol.Name]; dup {
+				v.errorf(p+".name", "duplicate policy name %q (also policies[%d])", pol.Name, j)
+			} else {
+				first[pol.Name] = i
+			}
+		}
+		for j, r := range pol.Allow {
+			v.rule(fmt.Sprintf("%s.allow[%d]", p, j), r, targets, false)
+		}
+		for j, r := range pol.Deny {
+			v.rule(fmt.Sprintf("%s.deny[%d]", p, j), r, targets, true)
+		}
+	}
+}
+
+func (v *validator) rule(p string, r Rule, targets map[string]string, deny bool) {
+	if r.Target == "" {
+		v.errorf(p+".target", "required")
+	} else if _, ok := targets[r.Target]; !ok {
+		v.errorf(p+".target", "no target named %q", r.Target)
+	}
+	actions := r.SQL.Actions()
+	if deny && len(actions) == 0 {
+		v.errorf(p, "a deny rule must name something to deny (sql: {delete: [...]})")
+	}
+	for _, a := range actions {
+		for k, g := range a.Globs {
+			gp := fmt.Sprintf("%s.sql.%s[%d]", p, a.Action, k)
+			if a.Action == "command" {
+				if !commandRe.MatchString(g) {
+					v.errorf(gp, "%q is not a command name (lower case, e.g. vacuum, listen)", g)
+				}
+				continue
+			}
+			if _, err := ParseObjectGlob(g); err != nil {
+				v.errorf(gp, "invalid glob %q: %v", g, err)
+			}
+		}
+	}
+}
+
+func (v *validator) limits() {
+	l := v.c.Limits
+	if l.MaxMessageBytes < 0 || l.MaxMessageBytes > maxMessageBytesCap {
+		v.errorf("limits.max_message_bytes", "must be between 1 and %d", maxMessageBytesCap)
+	}
+	if l.MaxQueryBytes < 0 {
+		v.errorf("limits.max_query_bytes", "must be positive")
+	} else if l.MaxQueryBytes > l.MaxMessageBytes && l.MaxMessageBytes > 0 {
+		// A query arrives inside one message; a larger limit would never apply.
+		v.errorf("limits.max_query_bytes", "%d exceeds limits.max_message_bytes (%d)", l.MaxQueryBytes, l.MaxMessageBytes)
+	}
+	if l.HandshakeTimeout < 0 {
+		v.errorf("limits.handshake_timeout", "must be positive")
+	}
+}

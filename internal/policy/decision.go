@@ -1,0 +1,104 @@
+package policy
+
+import (
+	"strings"
+)
+
+// Effect is what a decision does with a request.
+type Effect uint8
+
+// Effects. The zero value is Deny, so a Decision that was never filled in
+// fails closed. Issue 4 adds Review (held for a human) between the two;
+// see kind and rank in subject.go for where precedence lives.
+const (
+	Deny Effect = iota
+	Allow
+)
+
+func (e Effect) String() string {
+	switch e {
+	case Deny:
+		return "deny"
+	case Allow:
+		return "allow"
+	}
+	return "unknown"
+}
+
+// Rule names of decisions no configured rule made.
+const (
+	RuleDefaultDeny = "default deny"
+	RuleBuiltin     = "builtin"
+	RuleNoAccess    = "builtin: no object access"
+)
+
+// Decision is the outcome of one check, naming what made it.
+type Decision struct {
+	Effect Effect
+	// Policy is the policy that decided; "" for builtin decisions and the
+	// default deny.
+	Policy string
+	// Rule identifies the rule: "analyst-agents/allow[0]", "ops/deny[2]",
+	// or one of RuleDefaultDeny, RuleBuiltin, RuleNoAccess.
+	Rule string
+	// Reason explains the decision to an operator (audit log, `warden
+	// policy explain`): it names the request, the subject and the target.
+	Reason string
+	// Summary is the part of the explanation fit for the client: it names
+	// the request but not who asked or where (the client knows both).
+	// Message uses it; empty means "use Reason".
+	Summary string
+	// Statement is the 0-based index in Facts.Statements of the statement
+	// that decided (DecideFacts); 0 otherwise.
+	Statement int
+}
+
+// Allowed reports whether the request may proceed now.
+func (d Decision) Allowed() bool { return d.Effect == Allow }
+
+// Message is the client-facing text of the decision, one line, naming the
+// rule, e.g.
+//
+//	warden: permission denied: delete on public.orders is not allowed (default deny) [policy: -, rule: default deny]
+//
+// The PostgreSQL proxy sends it in an ErrorResponse (SQLSTATE 42501); the
+// HTTP proxy in its 403 body.
+func (d Decision) Message() string {
+	var b strings.Builder
+	switch d.Effect {
+	case Deny:
+		b.WriteString("warden: permission denied: ")
+	case Allow:
+		b.WriteString("warden: allowed: ")
+	default:
+		b.WriteString("warden: ")
+	}
+	text := d.Summary
+	if text == "" {
+		text = d.Reason
+	}
+	writeOneLine(&b, text)
+	b.WriteString(" [policy: ")
+	if d.Policy == "" {
+		b.WriteString("-")
+	} else {
+		writeOneLine(&b, d.Policy)
+	}
+	b.WriteString(", rule: ")
+	writeOneLine(&b, d.Rule)
+	b.WriteString("]")
+	return b.String()
+}
+
+// writeOneLine writes s with control characters replaced by spaces: object
+// names and refusal texts can come from the client's SQL (a quoted
+// identifier may hold a newline), and a client-facing message must not be
+// able to forge extra lines in a terminal or a log.
+func writeOneLine(b *strings.Builder, s string) {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+}

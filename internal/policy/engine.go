@@ -1,0 +1,271 @@
+// Package policy decides what an identity may do on a target.
+//
+// It owns the meaning of a configuration's admins expression and policies:
+// it compiles every CEL condition and sql glob once, when the
+// configuration is loaded (Compile), evaluates the conditions once per
+// session for the session's Principal (Engine.Bind), and then decides
+// each statement with map lookups and glob matches only — no CEL, no
+// parsing, no allocation on the allow path (Subject.DecideStatement).
+//
+// Decisions are deny by default: a request is allowed only if an allow
+// rule of a policy whose `when` holds covers every object it touches and
+// no deny rule of such a policy matches any of them (deny > allow; issue 4
+// adds review in between). Every Decision names the policy and rule that
+// made it.
+//
+// It knows statement facts (package sqlfacts) but not SQL text or the
+// parser, identities (package identity) but not tokens, and nothing about
+// sockets, wire protocols or the audit log.
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/sqlfacts"
+)
+
+// compilerVersion is folded into Engine.Version: bump it when the meaning
+// of an unchanged configuration changes (matching rules, precedence), so
+// caches keyed by Version are invalidated.
+const compilerVersion = "policy/1"
+
+// Engine is a compiled configuration. It is immutable and safe for
+// concurrent use; reload by compiling a new one.
+type Engine struct {
+	version  string
+	admins   *condition // nil: nobody is an admin
+	policies []*compiledPolicy
+	targets  map[string]string // target name → default schema
+
+	// tables caches the merged rule tables of a set of matching policies.
+	// Sessions of the same kind of agent match the same policies, so Bind
+	// usually finds its tables here instead of merging again.
+	mu     sync.Mutex
+	tables map[string]map[string]*targetTable // key: matchKey(matched)
+}
+
+// maxCachedTableSets bounds Engine.tables. Each distinct combination of
+// matching policies is one entry; a configuration rarely has more than a
+// handful in use, and beyond the bound Bind just merges without caching.
+const maxCachedTableSets = 256
+
+type compiledPolicy struct {
+	name   string
+	when   *condition
+	tables map[string]*targetTable // this policy's rules, by target
+}
+
+// ruleRef identifies a configured rule in decisions.
+type ruleRef struct {
+	order  int    // position in the file, for "the earliest rule wins" naming
+	policy string // "analyst-agents"
+	id     string // "analyst-agents/allow[0]"
+	// allowReason is Decision.Reason for an allow by this rule, built at
+	// compile time so that allowing allocates nothing.
+	allowReason string
+}
+
+// Compile compiles cfg's admins expression and policies. Errors name the
+// file, line, key path and policy, e.g.
+//
+//	policy.Compile: warden.yaml:31: policies[1].when: policy "ops": must be a boolean expression, not string
+//
+// All problems are reported (errors.Join of *config.Error), not just the
+// first.
+func Compile(cfg *config.Config) (*Engine, error) {
+	if cfg == nil {
+		return nil, errors.New("policy.Compile: nil config")
+	}
+	env, err := newCELEnv()
+	if err != nil {
+		return nil, fmt.Errorf("policy.Compile: CEL environment: %w", err)
+	}
+	e := &Engine{
+		targets: map[string]string{},
+		tables:  map[string]map[string]*targetTable{},
+	}
+	var errs []error
+	fail := func(path, msg string) { errs = append(errs, cfg.ErrorAt(path, msg)) }
+
+	for _, t := range cfg.Targets {
+		schema := t.Schema
+		if schema == "" {
+			schema = config.DefaultSchema
+		}
+		e.targets[t.Name] = schema
+	}
+	if e.admins, err = compileCondition(env, cfg.Admins); err != nil {
+		fail("admins", err.Error())
+	}
+
+	order := 0
+	for i, pol := range cfg.Policies {
+		p := fmt.Sprintf("policies[%d]", i)
+		cp := &compiledPolicy{name: pol.Name, tables: map[string]*targetTable{}}
+		if cp.when, err = compileCondition(env, pol.When); err != nil {
+			fail(p+".when", fmt.Sprintf("policy %q: %v", pol.Name, err))
+		}
+		lists := []struct {
+			kind  kind
+			key   string
+			rules []config.Rule
+		}{{kindDeny, "deny", pol.Deny}, {kindAllow, "allow", pol.Allow}}
+		for _, l := range lists {
+			for j, r := range l.rules {
+				rp := fmt.Sprintf("%s.%s[%d]", p, l.key, j)
+				schema, ok := e.targets[r.Target]
+				if !ok {
+					fail(rp+".target", fmt.Sprintf("policy %q: no target named %q", pol.Name, r.Target))
+					continue
+				}
+				id := fmt.Sprintf("%s/%s[%d]", pol.Name, l.key, j)
+				ref := &ruleRef{order: order, policy: pol.Name, id: id, allowReason: "allowed by " + id}
+				order++
+				tt := cp.tables[r.Target]
+				if tt == nil {
+					tt = newTargetTable(r.Target, schema)
+					cp.tables[r.Target] = tt
+				}
+				if l.kind == kindAllow && tt.connect == nil {
+					tt.connect = ref
+				}
+				for _, a := range r.SQL.Actions() {
+					idx := actionIndex(sqlfacts.Action(a.Action))
+					if idx < 0 {
+						fail(rp+".sql."+a.Action, fmt.Sprintf("policy %q: unknown action %q", pol.Name, a.Action))
+						continue
+					}
+					rs := tt.set(idx, l.kind)
+					for k, g := range a.Globs {
+						if idx == commandIndex {
+							rs.addExact(objKey{name: g}, ref)
+							continue
+						}
+						og, err := config.ParseObjectGlob(g)
+						if err == nil {
+							err = rs.add(og, schema, ref)
+						}
+						if err != nil {
+							fail(fmt.Sprintf("%s.sql.%s[%d]", rp, a.Action, k), fmt.Sprintf("policy %q: invalid glob %q: %v", pol.Name, g, err))
+						}
+					}
+				}
+			}
+		}
+		e.policies = append(e.policies, cp)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("policy.Compile: %w", errors.Join(errs...))
+	}
+	e.version = version(cfg)
+	return e, nil
+}
+
+// version hashes everything a decision depends on. Passwords and
+// addresses are left out: they change no decision.
+func version(cfg *config.Config) string {
+	type target struct{ Name, Type, Schema string }
+	in := struct {
+		Compiler string
+		Admins   string
+		Targets  []target
+		Policies []config.Policy
+	}{Compiler: compilerVersion, Admins: cfg.Admins, Policies: cfg.Policies}
+	for _, t := range cfg.Targets {
+		in.Targets = append(in.Targets, target{t.Name, t.Type, t.Schema})
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		// Only strings, slices and structs: cannot fail.
+		panic("policy: version: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// Version identifies the compiled policy inputs (policies, admins, target
+// names and schemas). Two engines with the same Version decide alike;
+// caches of decisions key on it.
+func (e *Engine) Version() string { return e.version }
+
+// IsAdmin reports whether p may use the admin API (approve reviews, read
+// the audit log). An empty admins expression makes nobody an admin, and
+// an evaluation error means "no": both fail closed.
+func (e *Engine) IsAdmin(p *identity.Principal) bool {
+	if p == nil || e.admins == nil {
+		return false
+	}
+	ok, err := e.admins.eval(newActivation(p))
+	return err == nil && ok
+}
+
+// Bind evaluates every policy's `when` for p, once, and returns what a
+// session holds to decide its requests. A condition that fails to
+// evaluate (a missing claim, a non-boolean result, the cost limit) counts
+// as not matching, and is recorded in Subject.Notes for the caller to log.
+func (e *Engine) Bind(p *identity.Principal) *Subject {
+	s := &Subject{engine: e, principal: p}
+	if p == nil {
+		s.notes = append(s.notes, "no principal: no policy matches")
+		return s
+	}
+	s.subject = p.Subject
+	act := newActivation(p)
+	var matched []int
+	for i, cp := range e.policies {
+		ok, err := cp.when.eval(act)
+		if err != nil {
+			s.notes = append(s.notes, fmt.Sprintf("policy %q: when: %v (treated as not matching)", cp.name, err))
+			continue
+		}
+		if ok {
+			matched = append(matched, i)
+			s.policies = append(s.policies, cp.name)
+		}
+	}
+	s.tables = e.tablesFor(matched)
+	return s
+}
+
+// tablesFor returns the merged rule tables of the matched policies.
+func (e *Engine) tablesFor(matched []int) map[string]*targetTable {
+	key := matchKey(matched)
+	e.mu.Lock()
+	t, ok := e.tables[key]
+	e.mu.Unlock()
+	if ok {
+		return t
+	}
+	t = map[string]*targetTable{}
+	for _, i := range matched {
+		for name, pt := range e.policies[i].tables {
+			tt := t[name]
+			if tt == nil {
+				tt = newTargetTable(name, pt.schema)
+				t[name] = tt
+			}
+			tt.merge(pt)
+		}
+	}
+	e.mu.Lock()
+	if len(e.tables) < maxCachedTableSets {
+		e.tables[key] = t
+	}
+	e.mu.Unlock()
+	return t
+}
+
+func matchKey(matched []int) string {
+	b := make([]byte, 0, len(matched)*3)
+	for _, i := range matched {
+		b = fmt.Appendf(b, "%d,", i)
+	}
+	return string(b)
+}

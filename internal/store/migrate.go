@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migration is one step of the schema. Steps are applied in order, each in
+// its own transaction together with its schema_version row, so a crash
+// mid-migration leaves the database at the previous version, never between.
+// Never edit a released step: append a new one.
+type migration struct {
+	version int
+	sql     string
+}
+
+var sqliteMigrations = []migration{
+	{1, `
+CREATE TABLE audit_events (
+	id           INTEGER PRIMARY KEY, -- assigned by the writer, contiguous from 1
+	time         TEXT NOT NULL,       -- UTC, RFC 3339 with 9 fixed fraction digits, so text order is time order
+	kind         TEXT NOT NULL,
+	session_id   TEXT NOT NULL,
+	protocol     TEXT NOT NULL,
+	target       TEXT NOT NULL,
+	client       TEXT NOT NULL,
+	subject      TEXT NOT NULL,
+	issuer       TEXT NOT NULL,
+	groups       TEXT NOT NULL,       -- JSON array of strings
+	token_id     TEXT NOT NULL,
+	request      TEXT NOT NULL,
+	request_hash TEXT NOT NULL,
+	stmt_kind    TEXT NOT NULL,
+	decision     TEXT NOT NULL,
+	policy       TEXT NOT NULL,
+	rule         TEXT NOT NULL,
+	reason       TEXT NOT NULL,
+	error        TEXT NOT NULL,
+	prev_hash    BLOB NOT NULL,
+	hash         BLOB NOT NULL
+) STRICT;
+CREATE INDEX audit_events_time ON audit_events (time);
+CREATE INDEX audit_events_subject_time ON audit_events (subject, time);
+
+-- The last record written, updated in the same transaction as the records,
+-- so Verify can tell a truncated chain from a short one.
+CREATE TABLE audit_chain_head (
+	singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+	last_id   INTEGER NOT NULL,
+	last_hash BLOB NOT NULL
+) STRICT;
+INSERT INTO audit_chain_head (singleton, last_id, last_hash) VALUES (1, 0, zeroblob(32));
+`},
+}
+
+// migrate brings db to the newest schema version. It is idempotent and
+// safe against another process migrating the same file at the same time:
+// the version is read and written inside one IMMEDIATE transaction per step.
+// A database newer than this binary is refused rather than used with a
+// schema the code does not understand.
+func migrate(ctx context.Context, db *sql.DB, steps []migration) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+	version    INTEGER PRIMARY KEY,
+	applied_at TEXT NOT NULL
+) STRICT`); err != nil {
+		return fmt.Errorf("create schema_version: %w", err)
+	}
+	latest := steps[len(steps)-1].version
+	for _, m := range steps {
+		if err := migrateStep(ctx, db, m, latest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func migrateStep(ctx context.Context, db *sql.DB, m migration, latest int) (err error) {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE via _txlock
+	if err != nil {
+		return fmt.Errorf("migration %d: begin: %w", m.version, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the step's error is the one worth reporting
+		}
+	}()
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("migration %d: read version: %w", m.version, err)
+	}
+	if current > latest {
+		return fmt.Errorf("schema version %d is newer than this binary supports (%d)", current, latest)
+	}
+	if current >= m.version {
+		return tx.Rollback()
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("migration %d: %w", m.version, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`,
+		m.version, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("migration %d: record version: %w", m.version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %d: commit: %w", m.version, err)
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/audit"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrClosed is returned by Record and Healthy once Close has been called.
+var ErrClosed = errors.New("store: closed")
+
+// Options tunes an SQLite store. The zero value is ready to use.
+type Options struct {
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// connection (another process on the same file, a backup) before it
+	// fails. Default 5s.
+	BusyTimeout time.Duration
+
+	// QueueSize bounds the number of events waiting for the writer. When
+	// it is full, Record waits until its context ends. Default 4096.
+	QueueSize int
+
+	// MaxBatch is the most events committed in one transaction. Default 512.
+	MaxBatch int
+
+	// ReadConns is the size of the read-only connection pool used by Query
+	// and Verify; in WAL mode readers never block the writer. Default 4.
+	ReadConns int
+
+	// Logger receives commit failures. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 4096
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// SQLite is the SQLite-backed store. It implements audit.Sink. All methods
+// are safe for concurrent use.
+type SQLite struct {
+	path string
+	opts Options
+	log  *slog.Logger
+
+	wdb *sql.DB // one connection, used only by the writer goroutine after Open
+	rdb *sql.DB // query_only pool for Query and Verify
+
+	queue      chan *request
+	closing    chan struct{} // closed by Close: stop accepting, drain, exit
+	writerDone chan struct{} // closed by the writer goroutine when it exits
+	closeOnce  sync.Once
+	closeErr   error
+
+	commits, events, failures atomic.Int64
+
+	healthMu sync.Mutex
+	lastErr  error // result of the last commit; nil before the first
+}
+
+// Stats are cumulative counters since Open.
+type Stats struct {
+	Commits  int64 // transactions committed by the writer
+	Events   int64 // events committed (Events/Commits is the mean batch size)
+	Failures int64 // transactions that failed; their events were not stored
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path,
+// migrates it to the current schema and starts the writer. The file is
+// created with mode 0600: the audit log holds SQL text, which can hold
+// personal data. Close must be called to stop the writer.
+func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err error) {
+	opts.setDefaults()
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		// An in-memory database would be a durable audit log in name only,
+		// and a URI would bypass the pragmas set below.
+		return nil, fmt.Errorf("store: open sqlite: %q is not a file path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	if err := createPrivate(abs); err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+
+	s := &SQLite{
+		path:       abs,
+		opts:       opts,
+		log:        opts.Logger,
+		queue:      make(chan *request, opts.QueueSize),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			s.closeDBs()
+		}
+	}()
+
+	// _txlock=immediate makes BeginTx issue BEGIN IMMEDIATE: the writer
+	// takes the write lock when the transaction starts, where the busy
+	// timeout applies, instead of upgrading mid-transaction, where SQLite
+	// may return SQLITE_BUSY at once to avoid deadlock
+	// (https://sqlite.org/lang_transaction.html#deferred_immediate_and_exclusive_transactions).
+	s.wdb, err = sql.Open("sqlite", s.dsn(
+		"_txlock=immediate",
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(FULL)",
+		"_pragma=foreign_keys(1)",
+	))
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	// One writer connection: SQLite has one writer at a time anyway, and
+	// owning it lets the writer goroutine hold it without contention.
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	if err := s.checkPragmas(ctx); err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, s.wdb, sqliteMigrations); err != nil {
+		return nil, fmt.Errorf("store: open sqlite: migrate: %w", err)
+	}
+
+	s.rdb, err = sql.Open("sqlite", s.dsn("_pragma=query_only(1)", "_pragma=foreign_keys(1)"))
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	s.rdb.SetMaxOpenConns(opts.ReadConns)
+	s.rdb.SetMaxIdleConns(opts.ReadConns)
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("store: open sqlite: read pool: %w", err)
+	}
+
+	go s.runWriter()
+	return s, nil
+}
+
+// dsn builds the driver DSN for s.path. The path is passed as given (the
+// driver splits the query at the first '?'), so paths containing '?' are
+// rejected by createPrivate.
+func (s *SQLite) dsn(params ...string) string {
+	p := append([]string{"_busy_timeout=" + strconv.FormatInt(s.opts.BusyTimeout.Milliseconds(), 10)}, params...)
+	return s.path + "?" + strings.Join(p, "&")
+}
+
+// createPrivate creates the database file with mode 0600 if it does not
+// exist. SQLite creates its -wal and -shm files with the database file's
+// permissions, so this covers them too. A new file's directory entry is
+// fsynced: SQLite syncs the directory when it creates a journal or WAL,
+// but not for a main database file someone else created.
+func createPrivate(path string) error {
+	if strings.Contains(path, "?") {
+		return fmt.Errorf("path %q contains '?', which the driver reads as the start of its parameters", path)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}
+
+// checkPragmas confirms the settings durability depends on actually took
+// effect: journal_mode=WAL can silently stay "delete" (e.g. on file systems
+// without shared memory), and a DSN typo would leave synchronous at its
+// default. Better to refuse to start than to run with a weaker log.
+func (s *SQLite) checkPragmas(ctx context.Context) error {
+	var mode string
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("store: open sqlite: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("store: open sqlite: journal_mode is %q, want wal", mode)
+	}
+	var sync int
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		return fmt.Errorf("store: open sqlite: %w", err)
+	}
+	if sync != 2 { // 2 = FULL
+		return fmt.Errorf("store: open sqlite: synchronous is %d, want 2 (FULL)", sync)
+	}
+	return nil
+}
+
+// Path returns the absolute path of the database file.
+func (s *SQLite) Path() string { return s.path }
+
+// Healthy returns nil if the last commit succeeded (or none has been
+// attempted yet), the last commit's error otherwise, and ErrClosed after
+// Close. A /readyz handler should report not-ready while it is non-nil.
+func (s *SQLite) Healthy() error {
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.lastErr
+}
+
+func (s *SQLite) setHealth(err error) {
+	s.healthMu.Lock()
+	s.lastErr = err
+	s.healthMu.Unlock()
+}
+
+// Stats returns cumulative writer counters.
+func (s *SQLite) Stats() Stats {
+	return Stats{
+		Commits:  s.commits.Load(),
+		Events:   s.events.Load(),
+		Failures: s.failures.Load(),
+	}
+}
+
+// Close stops accepting events, commits every event already queued, waits
+// for the writer goroutine to exit and closes the database. Record calls
+// made after Close return ErrClosed. Close is idempotent. If the database
+// keeps failing (a foreign lock), each remaining batch still waits up to
+// BusyTimeout before its waiters get the error, so Close can take that long
+// per MaxBatch queued events.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.writerDone
+		s.closeErr = s.closeDBs()
+	})
+	return s.closeErr
+}
+
+func (s *SQLite) closeDBs() error {
+	var errs []error
+	for _, db := range []*sql.DB{s.wdb, s.rdb} {
+		if db != nil {
+			if err := db.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Compile-time check that SQLite is an audit sink.
+var _ audit.Sink = (*SQLite)(nil)

@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/audit"
+)
+
+// timeLayout is RFC 3339 with a fixed nine-digit fraction. time.RFC3339Nano
+// drops trailing zeros, which makes "…:05Z" sort after "…:05.5Z" as text;
+// a fixed width keeps text order equal to time order for the time index.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// request is one Record call waiting for the writer.
+type request struct {
+	ctx    context.Context
+	ev     audit.Event // a private copy; the writer sets ID
+	groups string      // ev.Groups as JSON, encoded by the caller's goroutine
+	reply  chan error  // buffered (1), so the writer never blocks on a waiter
+}
+
+// Record stores ev and returns once the transaction holding it has
+// committed durably; it then sets ev.ID to the assigned id, and ev.Time to
+// the stored time (the current time if ev.Time was zero, in UTC). It
+// returns an error, and leaves ev unchanged, if the event is not known to
+// be stored: the queue stayed full until ctx ended, the commit failed, ctx
+// ended while waiting, or the store is closed. In the last two cases the
+// event may still be committed; the caller must refuse the request either
+// way, and an audit record of a refused request is harmless.
+func (s *SQLite) Record(ctx context.Context, ev *audit.Event) error {
+	if ev == nil {
+		return errors.New("store: record: nil event")
+	}
+	select {
+	case <-s.closing:
+		return fmt.Errorf("store: record: %w", ErrClosed)
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: record: %w", context.Cause(ctx))
+	}
+
+	req := &request{ctx: ctx, ev: *ev, reply: make(chan error, 1)}
+	// Copy what the caller could mutate while we wait: the writer reads
+	// the copy, and a caller whose ctx ends returns while it may still do so.
+	req.ev.Groups = slices.Clone(ev.Groups)
+	req.ev.ID = 0
+	if req.ev.Time.IsZero() {
+		req.ev.Time = time.Now()
+	}
+	req.ev.Time = req.ev.Time.Round(0).UTC() // drop the monotonic reading
+	if y := req.ev.Time.Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("store: record: time %v outside years 1-9999", req.ev.Time)
+	}
+	groups := req.ev.Groups
+	if groups == nil {
+		groups = []string{} // "[]", not "null"
+	}
+	b, err := json.Marshal(groups)
+	if err != nil {
+		return fmt.Errorf("store: record: encode groups: %w", err)
+	}
+	req.groups = string(b)
+
+	select {
+	case s.queue <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("store: record: queue full: %w", context.Cause(ctx))
+	case <-s.closing:
+		return fmt.Errorf("store: record: %w", ErrClosed)
+	}
+
+	select {
+	case err = <-req.reply:
+	case <-ctx.Done():
+		return fmt.Errorf("store: record: waiting for commit: %w", context.Cause(ctx))
+	case <-s.writerDone:
+		// The writer has exited; it answered everything it dequeued before
+		// closing writerDone, so either our reply is there or our request
+		// arrived after the final drain and will never be written.
+		select {
+		case err = <-req.reply:
+		default:
+			return fmt.Errorf("store: record: %w", ErrClosed)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	ev.ID, ev.Time = req.ev.ID, req.ev.Time
+	return nil
+}
+
+// runWriter is the single goroutine that writes to the database. It is
+// started by OpenSQLite and waited for by Close (via writerDone).
+func (s *SQLite) runWriter() {
+	defer close(s.writerDone)
+	batch := make([]*request, 0, s.opts.MaxBatch)
+	for {
+		select {
+		case req := <-s.queue:
+			batch = s.fillBatch(append(batch[:0], req))
+			s.commitBatch(batch)
+			clear(batch) // do not pin finished requests until the next batch
+		case <-s.closing:
+			// Commit whatever is queued. Record refuses new events once
+			// closing is closed, but one may slip in between its check and
+			// its send; those find writerDone closed and report ErrClosed.
+			for {
+				batch = s.fillBatch(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				s.commitBatch(batch)
+				clear(batch)
+			}
+		}
+	}
+}
+
+// fillBatch appends queued requests to batch, without waiting, up to
+// MaxBatch. Not waiting is what makes the commit "group": the batch is
+// whatever accumulated while the previous commit was syncing.
+func (s *SQLite) fillBatch(batch []*request) []*request {
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case req := <-s.queue:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commitBatch writes batch in one transaction and answers every request.
+func (s *SQLite) commitBatch(batch []*request) {
+	// A waiter that has already given up was told its event is not stored;
+	// skip it rather than store a record its caller cannot know about.
+	live := batch[:0:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.reply <- fmt.Errorf("store: record: %w", context.Cause(req.ctx))
+			continue
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+
+	err := s.writeBatch(live)
+	if err != nil {
+		s.failures.Add(1)
+		s.log.Error("audit store commit failed; events not stored", "events", len(live), "err", err)
+		err = fmt.Errorf("store: record: %w", err)
+	} else {
+		s.commits.Add(1)
+		s.events.Add(int64(len(live)))
+	}
+	s.setHealth(err)
+	for _, req := range live {
+		req.reply <- err
+	}
+}
+
+const insertEvent = `INSERT INTO audit_events (
+	id, time, kind, session_id, protocol, target, client,
+	subject, issuer, groups, token_id,
+	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
+	prev_hash, hash
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// writeBatch inserts batch as one transaction, extending the hash chain.
+// It assigns ids only inside the transaction, so a failed batch leaves the
+// events' ids at zero. The chain head is read from the database each time
+// rather than cached: after a failed COMMIT the in-memory view could be
+// wrong, and another process writing the same file (a mistake, but a
+// possible one) must not fork the chain.
+func (s *SQLite) writeBatch(batch []*request) (err error) {
+	// The writer must finish what it started even if a caller gives up;
+	// the busy timeout bounds how long it can wait for a lock.
+	ctx := context.Background()
+	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the write error is the one worth reporting
+			for _, req := range batch {
+				req.ev.ID = 0
+			}
+		}
+	}()
+
+	var lastID int64
+	var prev []byte
+	if err := tx.QueryRowContext(ctx, `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`).Scan(&lastID, &prev); err != nil {
+		return fmt.Errorf("read chain head: %w", err)
+	}
+	stmt, err := tx.PrepareContext(ctx, insertEvent)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer stmt.Close()
+	for _, req := range batch {
+		lastID++
+		ev := &req.ev
+		ev.ID = lastID
+		h := audit.Hash(prev, ev)
+		if _, err := stmt.ExecContext(ctx,
+			ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client,
+			ev.Subject, ev.Issuer, req.groups, ev.TokenID,
+			ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
+			prev, h,
+		); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		prev = h
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_chain_head SET last_id = ?, last_hash = ? WHERE singleton = 1`, lastID, prev); err != nil {
+		return fmt.Errorf("update chain head: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
