@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/sqlfacts"
+)
+
+func policyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Check and explain policy without touching any backend"}
+	var path string
+	cmd.PersistentFlags().StringVarP(&path, "config", "c", "warden.yaml", "configuration file")
+
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration and compile the policy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			if _, err := policy.Compile(cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d targets, %d policies\n", path, len(cfg.Targets), len(cfg.Policies))
+			return nil
+		},
+	}
+
+	var token, sub, target, sql string
+	var claims []string
+	explain := &cobra.Command{
+		Use:   "explain --target T --sql SQL (--token T | --sub S [--claim k=v]...)",
+		Short: "Print the decision for a request, the rule that made it and the statement facts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			eng, err := policy.Compile(cfg)
+			if err != nil {
+				return err
+			}
+			var p *identity.Principal
+			switch {
+			case token != "":
+				v, err := identity.NewOIDC(cmd.Context(), cfg.Identity.OIDC, identity.Options{})
+				if err != nil {
+					return err
+				}
+				if p, err = v.Verify(cmd.Context(), token); err != nil {
+					return fmt.Errorf("explain: token: %w", err)
+				}
+			case sub != "":
+				cl, err := identity.ParseClaimFlags(claims)
+				if err != nil {
+					return err
+				}
+				p = principalFromClaims(cfg, sub, cl)
+			default:
+				return errors.New("explain: give --token, or --sub with --claim for an identity")
+			}
+			if target == "" || sql == "" {
+				return errors.New("explain: --target and --sql are required")
+			}
+			var schema string
+			for _, t := range cfg.Targets {
+				if t.Name == target {
+					schema = t.Schema
+				}
+			}
+			if schema == "" {
+				return fmt.Errorf("explain: unknown target %q", target)
+			}
+			return explainSQL(cmd.OutOrStdout(), eng.Bind(p), target, schema, sql)
+		},
+	}
+	explain.Flags().StringVar(&token, "token", "", "an access token to verify against the configured issuers")
+	explain.Flags().StringVar(&sub, "sub", "", "explain for this subject without a token")
+	explain.Flags().StringArrayVar(&claims, "claim", nil, "claim key=value for --sub (groups=analysts)")
+	explain.Flags().StringVar(&target, "target", "", "target name")
+	explain.Flags().StringVar(&sql, "sql", "", "SQL text")
+	cmd.AddCommand(check, explain)
+	return cmd
+}
+
+// principalFromClaims builds the identity `explain --sub` speaks for.
+func principalFromClaims(cfg *config.Config, sub string, claims map[string]any) *identity.Principal {
+	claims["sub"] = sub
+	groupsClaim := "groups"
+	if len(cfg.Identity.OIDC) > 0 && cfg.Identity.OIDC[0].GroupsClaim != "" {
+		groupsClaim = cfg.Identity.OIDC[0].GroupsClaim
+	}
+	var groups []string
+	switch g := claims[groupsClaim].(type) {
+	case []string:
+		groups = g
+	case []any:
+		for _, x := range g {
+			if s, ok := x.(string); ok {
+				groups = append(groups, s)
+			}
+		}
+	case string:
+		groups = []string{g}
+	}
+	return &identity.Principal{Subject: sub, Groups: groups, Claims: claims}
+}
+
+func explainSQL(w io.Writer, s *policy.Subject, target, schema, sql string) error {
+	fmt.Fprintf(w, "subject:  %s\npolicies: %s\n", s.Principal().Subject, strings.Join(s.Policies(), ", "))
+	if d := s.CanConnect(target); d.Effect != policy.Allow {
+		fmt.Fprintf(w, "connect:  deny (%s)\n", d.Reason)
+	}
+	facts, err := sqlfacts.Extract(sql, sqlfacts.Options{Schema: schema})
+	if err != nil {
+		fmt.Fprintf(w, "decision: deny\nreason:   warden could not parse the statement: %v\n", err)
+		return &exitError{code: 2, msg: "denied"}
+	}
+	for i, st := range facts.Statements {
+		fmt.Fprintf(w, "statement %d: %s\n", i+1, st.Kind)
+		for _, a := range st.Accesses {
+			fmt.Fprintf(w, "  needs %s on %s\n", a.Action, a.Object)
+		}
+		if st.Refusal != "" {
+			fmt.Fprintf(w, "  refused always: %s\n", st.Refusal)
+		}
+	}
+	d := s.DecideFacts(target, facts)
+	fmt.Fprintf(w, "decision: %s\npolicy:   %s\nrule:     %s\nreason:   %s\n", d.Effect, orDash(d.Policy), d.Rule, d.Reason)
+	if d.Effect != policy.Allow {
+		fmt.Fprintf(w, "client sees: ERROR 42501: %s\n", d.Message())
+		return &exitError{code: 2, msg: "denied"}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

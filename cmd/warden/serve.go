@@ -1,0 +1,39 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/gateway"
+)
+
+func serveCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve --config warden.yaml",
+		Short: "Run the gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(cmd)
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			gw, err := gateway.New(cmd.Context(), cfg, gateway.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			if a := gw.PostgresAddr(); a != nil {
+				log.Info("postgres listener ready", "addr", a.String())
+			}
+			if a := gw.HTTPAddr(); a != nil {
+				log.Info("http listener ready", "addr", a.String())
+			}
+			<-cmd.Context().Done()
+			log.Info("shutting down")
+			return gw.Close()
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "warden.yaml", "configuration file")
+	return cmd
+}

@@ -1,0 +1,217 @@
+// Package gateway wires warden's parts together from a loaded
+// configuration: the audit store, the identity verifier, the compiled
+// policy and the protocol listeners. It is what `warden serve` and
+// `warden demo` run, and what end-to-end tests start. It holds no protocol
+// or policy logic of its own.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/proxy/postgres"
+	"github.com/warden-gateway/warden/internal/sqlfacts"
+	"github.com/warden-gateway/warden/internal/store"
+)
+
+// Options are the non-config inputs of a Gateway.
+type Options struct {
+	Logger     *slog.Logger  // default slog.Default()
+	HTTPClient *http.Client // for OIDC discovery/JWKS; default http.DefaultClient
+}
+
+// Gateway is a running warden.
+type Gateway struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	Store  *store.SQLite
+	Policy *policy.Engine
+	PG     *postgres.Server
+
+	pgLn   net.Listener
+	httpLn net.Listener
+	httpSrv *http.Server
+	wg     sync.WaitGroup
+}
+
+// StorePath turns the `store:` setting into a SQLite file path.
+func StorePath(cfg *config.Config) (string, error) {
+	s := cfg.Store
+	switch {
+	case strings.HasPrefix(s, "sqlite://"):
+		p := strings.TrimPrefix(s, "sqlite://")
+		if p == "" {
+			return "", errors.New("store: empty sqlite path")
+		}
+		return cfg.Resolve(p), nil
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		return "", errors.New("store: the PostgreSQL store is not implemented yet; use sqlite://")
+	default:
+		return "", fmt.Errorf("store: unsupported store %q (want sqlite://PATH)", s)
+	}
+}
+
+// New builds a gateway from cfg and opens its listeners. On error nothing
+// is left running.
+func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	g = &Gateway{cfg: cfg, log: opts.Logger}
+	defer func() {
+		if err != nil {
+			g.Close()
+			g = nil
+		}
+	}()
+	path, err := StorePath(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.Store, err = store.OpenSQLite(ctx, path, store.Options{Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	verifier, err := identity.NewOIDC(ctx, cfg.Identity.OIDC, identity.Options{Logger: opts.Logger, HTTPClient: opts.HTTPClient})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.Policy, err = policy.Compile(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	targets := make(map[string]*postgres.Target)
+	for _, t := range cfg.Targets {
+		if t.Type != "postgres" {
+			continue
+		}
+		pt, err := postgres.NewTarget(t.Name, t.Address, t.Database, t.User, t.Password, t.SSLMode, t.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		targets[t.Name] = pt
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.Resolve(cfg.TLS.Cert), cfg.Resolve(cfg.TLS.Key))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: tls: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	g.PG, err = postgres.NewServer(postgres.Config{
+		Targets:          targets,
+		Verifier:         verifier,
+		Policy:           g.Policy,
+		Facts:            sqlfacts.NewCache(10000),
+		Audit:            g.Store,
+		Logger:           opts.Logger,
+		TLS:              tlsCfg,
+		AllowPlaintext:   cfg.TLS != nil && cfg.TLS.AllowPlaintextPasswords,
+		MaxMessageBytes:  cfg.Limits.MaxMessageBytes,
+		MaxQueryBytes:    cfg.Limits.MaxQueryBytes,
+		HandshakeTimeout: cfg.Limits.HandshakeTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.Listen.Postgres != "" {
+		g.pgLn, err = net.Listen("tcp", cfg.Listen.Postgres)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: listen postgres: %w", err)
+		}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.PG.Serve(g.pgLn); err != nil && !errors.Is(err, net.ErrClosed) {
+				g.log.Error("postgres listener stopped", "err", err)
+			}
+		}()
+	}
+	if cfg.Listen.HTTP != "" {
+		g.httpLn, err = net.Listen("tcp", cfg.Listen.HTTP)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: listen http: %w", err)
+		}
+		g.httpSrv = &http.Server{Handler: g.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.httpSrv.Serve(g.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("http listener stopped", "err", err)
+			}
+		}()
+	}
+	return g, nil
+}
+
+// PostgresAddr is the PostgreSQL listener's address (nil if none).
+func (g *Gateway) PostgresAddr() net.Addr {
+	if g.pgLn == nil {
+		return nil
+	}
+	return g.pgLn.Addr()
+}
+
+// HTTPAddr is the HTTP listener's address (nil if none).
+func (g *Gateway) HTTPAddr() net.Addr {
+	if g.httpLn == nil {
+		return nil
+	}
+	return g.httpLn.Addr()
+}
+
+func (g *Gateway) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := g.Store.Healthy(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "audit store: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// Close stops listeners, closes sessions and the store. Safe after a
+// partial start.
+func (g *Gateway) Close() error {
+	if g.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		g.httpSrv.Shutdown(ctx)
+		cancel()
+	} else if g.httpLn != nil {
+		g.httpLn.Close()
+	}
+	if g.PG != nil {
+		g.PG.Close()
+	} else if g.pgLn != nil {
+		g.pgLn.Close()
+	}
+	g.wg.Wait()
+	if g.Store != nil {
+		return g.Store.Close()
+	}
+	return nil
+}

@@ -1,0 +1,523 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/warden-gateway/warden/internal/audit"
+	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/sqlfacts"
+)
+
+// denyMarker starts the text of the placeholder statement warden sends
+// upstream in place of a refused one. See session.refuse.
+const denyMarker = "warden_denied_"
+
+// maxAuditText bounds the SQL text stored in one audit record; the digest
+// covers the whole text.
+const maxAuditText = 4096
+
+// session is one client connection and its upstream connection.
+//
+// Two goroutines move bytes: the client loop (run's caller) reads client
+// messages, decides Query/Parse/FunctionCall and writes upstream; the
+// upstream loop relays backend messages to the client, rewriting the
+// errors that stand for refusals. Only the client loop touches prepared
+// and the upstream writer; writes to the client are under cwMu.
+type session struct {
+	srv       *Server
+	id        string
+	pid       uint32
+	secret    []byte
+	target    *Target
+	principal *identity.Principal
+	subject   *policy.Subject
+	evBase    audit.Event
+
+	rawClient net.Conn
+	client    net.Conn
+	upstream  net.Conn
+	upPID     uint32
+	upKey     []byte
+	upAddr    string
+
+	cr msgReader
+	ur msgReader
+	uw *bufio.Writer
+
+	cwMu sync.Mutex
+	cw   *bufio.Writer
+
+	// prepared maps statement names (protocol-level and SQL PREPARE share
+	// one namespace in PostgreSQL) to the facts they were allowed with.
+	prepared map[string]*sqlfacts.Statement
+	scratch  []byte
+
+	// syncs counts the messages sent upstream that each end in exactly
+	// one ReadyForQuery (Sync, Query, FunctionCall's stand-in).
+	syncs uint64
+
+	denyMu  sync.Mutex
+	nonce   uint64
+	denials map[uint64]denial // by nonce
+	rfqSeen uint64
+
+	killOnce sync.Once
+	endErr   error
+}
+
+// denial is a refusal waiting for its placeholder's error upstream.
+type denial struct {
+	resp    *pgproto3.ErrorResponse
+	lastRFQ uint64 // the ReadyForQuery that ends its batch; stale after
+}
+
+// kill closes both connections, ending both loops.
+func (ss *session) kill() {
+	ss.killOnce.Do(func() {
+		ss.client.Close()
+		ss.upstream.Close()
+	})
+}
+
+// run relays until either side closes.
+func (ss *session) run() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	up := &upstreamLoop{ss: ss}
+	go func() {
+		defer wg.Done()
+		up.run()
+	}()
+	err := ss.clientLoop()
+	ss.kill()
+	wg.Wait()
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		err = up.err
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		ss.endErr = err
+	}
+}
+
+// clientLoop reads and decides client messages.
+func (ss *session) clientLoop() error {
+	for {
+		typ, body, err := ss.cr.next()
+		if err != nil {
+			var tl *tooLargeError
+			if errors.As(err, &tl) {
+				ss.fatal("54000", "warden: "+tl.Error())
+			}
+			return err
+		}
+		switch typ {
+		case 'Q':
+			q, ok := cstring(body)
+			if !ok {
+				ss.fatal("08P01", "warden: malformed Query message")
+				return errors.New("malformed Query")
+			}
+			ss.syncs++
+			if err := ss.query(q, body); err != nil {
+				return err
+			}
+		case 'P':
+			var p pgproto3.Parse
+			if err := p.Decode(body); err != nil {
+				ss.fatal("08P01", "warden: malformed Parse message")
+				return err
+			}
+			if err := ss.parse(&p, body); err != nil {
+				return err
+			}
+		case 'F':
+			// FunctionCall ("55.2.6 Function Call") calls a function by
+			// OID with no SQL to inspect: refused always.
+			ss.syncs++
+			ss.refuse(typ, "", nil, &pgproto3.ErrorResponse{Code: "42501",
+				Message: "warden: permission denied: the FunctionCall protocol message is not allowed (rule: builtin)"})
+			ss.audit(audit.KindStatement, "<FunctionCall>", "functioncall", policy.Decision{Effect: policy.Deny, Rule: "builtin", Reason: "FunctionCall message"})
+		case 'S':
+			ss.syncs++
+			writeRaw(ss.uw, typ, body)
+		case 'C':
+			var c pgproto3.Close
+			if err := c.Decode(body); err != nil {
+				ss.fatal("08P01", "warden: malformed Close message")
+				return err
+			}
+			if c.ObjectType == 'S' {
+				delete(ss.prepared, c.Name)
+			}
+			writeRaw(ss.uw, typ, body)
+		case 'X':
+			writeRaw(ss.uw, typ, body)
+			ss.uw.Flush()
+			return nil
+		case 'B', 'E', 'D', 'H', 'd', 'c', 'f':
+			writeRaw(ss.uw, typ, body)
+		default:
+			ss.fatal("08P01", fmt.Sprintf("warden: unexpected message type %q", typ))
+			return fmt.Errorf("unexpected message type %q", typ)
+		}
+		if ss.cr.r.Buffered() == 0 {
+			if err := ss.uw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// cstring returns the NUL-terminated string that is the whole body.
+func cstring(b []byte) (string, bool) {
+	if len(b) == 0 || b[len(b)-1] != 0 {
+		return "", false
+	}
+	return string(b[:len(b)-1]), true
+}
+
+// decision decides a query string: the whole string is refused if any
+// statement in it is. It returns the facts (nil when unparseable).
+func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Decision, string) {
+	if len(q) > ss.srv.cfg.MaxQueryBytes {
+		return nil, policy.Decision{Effect: policy.Deny, Rule: "builtin",
+			Reason: fmt.Sprintf("statement of %d bytes exceeds the limit of %d bytes", len(q), ss.srv.cfg.MaxQueryBytes)}, "54000"
+	}
+	if !utf8.ValidString(q) {
+		return nil, policy.Decision{Effect: policy.Deny, Rule: "builtin", Reason: "statement is not valid UTF-8"}, "22021"
+	}
+	facts, err := ss.srv.facts.Extract(q, sqlfacts.Options{Schema: ss.target.Schema})
+	if err != nil {
+		return nil, policy.Decision{Effect: policy.Deny, Rule: "builtin",
+			Reason: "warden could not parse the statement: " + err.Error()}, "42601"
+	}
+	var d policy.Decision
+	var pending map[string]*sqlfacts.Statement
+	for i := range facts.Statements {
+		st := &facts.Statements[i]
+		if st.ExecuteName != "" {
+			ps, ok := pending[st.ExecuteName]
+			if !ok {
+				ps, ok = ss.prepared[st.ExecuteName]
+			}
+			if !ok {
+				return facts, policy.Decision{Effect: policy.Deny, Rule: "builtin",
+					Reason: fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName)}, "42501"
+			}
+			st = ps
+		}
+		di := ss.subject.DecideStatement(ss.target.Name, st)
+		if di.Effect != policy.Allow {
+			return facts, di, "42501"
+		}
+		if i == 0 {
+			d = di
+		}
+		if facts.Statements[i].PrepareName != "" {
+			name := facts.Statements[i].PrepareName
+			if _, dup := ss.prepared[name]; dup {
+				return facts, policy.Decision{Effect: policy.Deny, Rule: "builtin",
+					Reason: fmt.Sprintf("prepared statement %q already exists", name)}, "42P05"
+			}
+			if pending == nil {
+				pending = make(map[string]*sqlfacts.Statement)
+			}
+			pending[name] = st
+		}
+	}
+	if len(facts.Statements) == 0 {
+		d = policy.Decision{Effect: policy.Allow, Rule: "builtin", Reason: "empty query"}
+	}
+	return facts, d, ""
+}
+
+// track applies the session effects of an allowed query.
+func (ss *session) track(facts *sqlfacts.Facts) {
+	for i := range facts.Statements {
+		st := &facts.Statements[i]
+		switch {
+		case st.PrepareName != "":
+			ss.prepared[st.PrepareName] = st
+		case st.DeallocateAll:
+			clear(ss.prepared)
+		case st.DeallocateName != "":
+			delete(ss.prepared, st.DeallocateName)
+		}
+	}
+}
+
+func kindOf(f *sqlfacts.Facts) string {
+	if f == nil || len(f.Statements) == 0 {
+		return ""
+	}
+	if len(f.Statements) == 1 {
+		return f.Statements[0].Kind
+	}
+	var b strings.Builder
+	for i, st := range f.Statements {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(st.Kind)
+	}
+	return b.String()
+}
+
+// query handles a simple-protocol Query.
+func (ss *session) query(q string, body []byte) error {
+	facts, d, code := ss.decide(q, false)
+	if err := ss.audit(audit.KindStatement, q, kindOf(facts), d); err != nil {
+		ss.refuse('Q', "", nil, auditUnavailable())
+		return nil
+	}
+	if d.Effect != policy.Allow {
+		ss.refuse('Q', "", nil, denyResponse(code, d))
+		return nil
+	}
+	ss.track(facts)
+	writeRaw(ss.uw, 'Q', body)
+	return nil
+}
+
+// parse handles an extended-protocol Parse: the decision is made here and
+// remembered with the statement name ("55.2.3 Extended Query").
+func (ss *session) parse(p *pgproto3.Parse, body []byte) error {
+	facts, d, code := ss.decide(p.Query, true)
+	if err := ss.audit(audit.KindStatement, p.Query, kindOf(facts), d); err != nil {
+		ss.refuse('P', p.Name, nil, auditUnavailable())
+		return nil
+	}
+	if d.Effect != policy.Allow {
+		ss.refuse('P', p.Name, nil, denyResponse(code, d))
+		return nil
+	}
+	if p.Name != "" {
+		if _, dup := ss.prepared[p.Name]; dup {
+			// PostgreSQL would refuse too (42P05); let it, so the
+			// statement it keeps is the one warden knows.
+			writeRaw(ss.uw, 'P', body)
+			return nil
+		}
+	}
+	ss.track(facts)
+	if len(facts.Statements) == 1 {
+		ss.prepared[p.Name] = &facts.Statements[0]
+	} else {
+		delete(ss.prepared, p.Name)
+	}
+	writeRaw(ss.uw, 'P', body)
+	return nil
+}
+
+func denyResponse(code string, d policy.Decision) *pgproto3.ErrorResponse {
+	if code == "" {
+		code = "42501"
+	}
+	return &pgproto3.ErrorResponse{Code: code, Message: d.Message()}
+}
+
+func auditUnavailable() *pgproto3.ErrorResponse {
+	return &pgproto3.ErrorResponse{Code: "58000",
+		Message: "warden: the audit log cannot be written; refusing the statement (fail closed)"}
+}
+
+// refuse stands in for a refused message. It sends upstream a placeholder
+// that PostgreSQL rejects with a syntax error at exactly the point in the
+// message stream where the refused one was — a Parse for a Parse, a Query
+// for a Query or FunctionCall — so the server itself applies the error
+// semantics: an explicit transaction block is aborted (the next statement
+// gets 25P02, COMMIT rolls back), an implicit one is rolled back, the
+// rest of an extended-protocol batch is skipped until Sync, and
+// ReadyForQuery carries the true status. The upstream loop replaces that
+// syntax error with resp.
+func (ss *session) refuse(typ byte, name string, _ []uint32, resp *pgproto3.ErrorResponse) {
+	resp.Severity, resp.SeverityUnlocalized = "ERROR", "ERROR"
+	ss.denyMu.Lock()
+	ss.nonce++
+	n := ss.nonce
+	last := ss.syncs
+	if typ == 'P' {
+		last = ss.syncs + 1 // ended by the next Sync
+	}
+	ss.denials[n] = denial{resp: resp, lastRFQ: last}
+	ss.denyMu.Unlock()
+	placeholder := denyMarker + strconv.FormatUint(n, 10)
+	switch typ {
+	case 'P':
+		writeMsg(ss.uw, &ss.scratch, &pgproto3.Parse{Name: name, Query: placeholder})
+	default:
+		writeMsg(ss.uw, &ss.scratch, &pgproto3.Query{String: placeholder})
+	}
+}
+
+// fatal sends a FATAL error to the client.
+func (ss *session) fatal(code, msg string) {
+	ss.cwMu.Lock()
+	defer ss.cwMu.Unlock()
+	writeMsg(ss.cw, &ss.scratch, &pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
+	ss.cw.Flush()
+}
+
+// audit records one statement decision. It returns an error if the
+// record could not be stored; the caller must then refuse.
+func (ss *session) audit(kind, text, stmtKind string, d policy.Decision) error {
+	ev := ss.evBase
+	ev.Kind = kind
+	ev.Time = time.Now()
+	sum := sha256.Sum256([]byte(text))
+	ev.RequestHash = hex.EncodeToString(sum[:])
+	if len(text) > maxAuditText {
+		text = text[:maxAuditText]
+		for !utf8.ValidString(text) && len(text) > 0 {
+			text = text[:len(text)-1]
+		}
+	}
+	ev.Request = text
+	ev.StmtKind = stmtKind
+	ev.Policy, ev.Rule, ev.Reason = d.Policy, d.Rule, d.Reason
+	if d.Effect == policy.Allow {
+		ev.Decision = audit.Allow
+	} else {
+		ev.Decision = audit.Deny
+	}
+	ctx, cancel := context.WithTimeout(ss.srv.ctx, 10*time.Second)
+	defer cancel()
+	if err := ss.srv.cfg.Audit.Record(ctx, &ev); err != nil {
+		ss.srv.log.Error("postgres: audit write failed; refusing", "session", ss.id, "err", err)
+		return err
+	}
+	return nil
+}
+
+// upstreamLoop relays backend messages to the client.
+type upstreamLoop struct {
+	ss      *session
+	err     error
+	scratch []byte
+}
+
+func (u *upstreamLoop) run() {
+	u.err = u.loop()
+	u.ss.kill()
+}
+
+func (u *upstreamLoop) loop() error {
+	ss := u.ss
+	r := &ss.ur
+	for {
+		if r.r.Buffered() == 0 {
+			ss.cwMu.Lock()
+			err := ss.cw.Flush()
+			ss.cwMu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+		typ, n, err := r.header()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'E':
+			body, err := r.body(typ, n)
+			if err != nil {
+				return err
+			}
+			if resp := u.substitute(body); resp != nil {
+				ss.cwMu.Lock()
+				err = writeMsg(ss.cw, &u.scratch, resp)
+				ss.cwMu.Unlock()
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			ss.cwMu.Lock()
+			writeRaw(ss.cw, typ, body)
+			ss.cwMu.Unlock()
+		case 'Z':
+			body, err := r.body(typ, n)
+			if err != nil {
+				return err
+			}
+			u.readyForQuery()
+			ss.cwMu.Lock()
+			writeRaw(ss.cw, typ, body)
+			ss.cwMu.Unlock()
+		default:
+			ss.cwMu.Lock()
+			writeHeader(ss.cw, typ, n)
+			err := relayBody(ss.cw, r.r, n)
+			ss.cwMu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// substitute returns the refusal that a placeholder's syntax error stands
+// for, or nil if the error is PostgreSQL's own.
+func (u *upstreamLoop) substitute(body []byte) *pgproto3.ErrorResponse {
+	ss := u.ss
+	ss.denyMu.Lock()
+	pending := len(ss.denials)
+	ss.denyMu.Unlock()
+	if pending == 0 {
+		return nil
+	}
+	var e pgproto3.ErrorResponse
+	if e.Decode(body) != nil || e.Code != "42601" {
+		return nil
+	}
+	i := strings.Index(e.Message, denyMarker)
+	if i < 0 {
+		return nil
+	}
+	rest := e.Message[i+len(denyMarker):]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseUint(rest[:j], 10, 64)
+	if err != nil {
+		return nil
+	}
+	ss.denyMu.Lock()
+	d, ok := ss.denials[n]
+	delete(ss.denials, n)
+	ss.denyMu.Unlock()
+	if !ok {
+		return nil
+	}
+	return d.resp
+}
+
+// readyForQuery drops refusals whose batch has ended without their
+// placeholder being reached (an earlier error skipped it).
+func (u *upstreamLoop) readyForQuery() {
+	ss := u.ss
+	ss.denyMu.Lock()
+	ss.rfqSeen++
+	for n, d := range ss.denials {
+		if d.lastRFQ <= ss.rfqSeen {
+			delete(ss.denials, n)
+		}
+	}
+	ss.denyMu.Unlock()
+}
