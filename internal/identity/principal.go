@@ -1,7 +1,3 @@
-// Package identity turns a presented credential (an OIDC/JWT access token)
-// into a verified Principal. It owns token verification, the verified-token
-// cache and the development issuer; it knows nothing about protocols or
-// policy syntax.
 package identity
 
 import (
