@@ -64,7 +64,7 @@ policies:
     allow:
       - target: app
         sql:
-          select: [public.orders, public.customers, public.pgbench_accounts]
+          select: [public.orders, public.customers, public.pgbench_*]
           insert: [public.orders]
           update: [public.orders]
     deny:

@@ -96,7 +96,7 @@ func TestTransactionAbortSemantics(t *testing.T) {
 			if _, err := c.Exec(ctx, "BEGIN", mode); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Exec(ctx, "INSERT INTO orders (customer_id, amount, note) VALUES (1, 5, 'tx')", mode); err != nil {
+			if _, err := c.Exec(ctx, "INSERT INTO orders (id, customer_id, amount, note) VALUES (900001, 1, 5, 'tx')", mode); err != nil {
 				t.Fatalf("allowed insert: %v", err)
 			}
 			_, err := c.Exec(ctx, "DELETE FROM orders", mode)
@@ -131,7 +131,7 @@ func TestMultiStatementRefusedWhole(t *testing.T) {
 	e := newEnv(t, "")
 	c := e.connect(e.token("writer-1", "writers"))
 	before := count(t, "SELECT count(*) FROM orders")
-	_, err := c.Exec(context.Background(), "INSERT INTO orders (customer_id, amount) VALUES (1, 1); DELETE FROM orders", pgx.QueryExecModeSimpleProtocol)
+	_, err := c.Exec(context.Background(), "INSERT INTO orders (id, customer_id, amount) VALUES (900002, 1, 1); DELETE FROM orders", pgx.QueryExecModeSimpleProtocol)
 	wantDenied(t, err)
 	if after := count(t, "SELECT count(*) FROM orders"); after != before {
 		t.Fatalf("part of a refused multi-statement query ran: %d -> %d", before, after)
@@ -145,25 +145,34 @@ func TestPipelineRefusalPosition(t *testing.T) {
 	c := e.connect(e.token("writer-1", "writers"))
 	ctx := context.Background()
 	before := count(t, "SELECT count(*) FROM orders")
-	b := &pgx.Batch{}
-	b.Queue("SELECT count(*) FROM orders")
-	b.Queue("DELETE FROM orders WHERE id = $1", 1)
-	b.Queue("INSERT INTO orders (customer_id, amount) VALUES (1, 1)")
-	br := c.SendBatch(ctx, b)
-	var n int64
-	if err := br.QueryRow().Scan(&n); err != nil {
-		t.Fatalf("first statement of the batch: %v", err)
+	// One Sync for all: Parse/Bind/Describe/Execute × 3, then Sync.
+	b := &pgconn.Batch{}
+	b.ExecParams("SELECT count(*) FROM orders", nil, nil, nil, nil)
+	b.ExecParams("DELETE FROM orders WHERE id = $1", [][]byte{[]byte("1")}, nil, nil, nil)
+	b.ExecParams("INSERT INTO orders (id, customer_id, amount) VALUES (900005, 1, 1)", nil, nil, nil, nil)
+	rr := c.PgConn().ExecBatch(ctx, b)
+	if !rr.NextResult() {
+		t.Fatal("no first result")
 	}
-	_, err := br.Exec()
-	wantDenied(t, err)
-	_, err = br.Exec()
-	if err == nil {
-		t.Fatal("statement after the refused one in the same batch ran")
+	if res := rr.ResultReader().Read(); res.Err != nil || len(res.Rows) != 1 {
+		t.Fatalf("first statement of the batch: %v", res.Err)
 	}
-	br.Close()
+	var refusal error
+	for rr.NextResult() {
+		if res := rr.ResultReader().Read(); res.Err != nil {
+			refusal = res.Err
+			break
+		}
+	}
+	err := rr.Close()
+	if refusal == nil {
+		refusal = err
+	}
+	wantDenied(t, refusal)
 	if after := count(t, "SELECT count(*) FROM orders"); after != before {
-		t.Fatalf("orders changed: %d -> %d", before, after)
+		t.Fatalf("orders changed: %d -> %d (the insert after the refused delete ran)", before, after)
 	}
+	var n int64
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n); err != nil {
 		t.Fatalf("after batch: %v", err)
 	}
@@ -228,7 +237,7 @@ func TestStartupOptionsIgnored(t *testing.T) {
 	if err := c.QueryRow(context.Background(), "SELECT current_setting('search_path'), current_user").Scan(&sp, &user); err != nil {
 		t.Fatal(err)
 	}
-	if sp != `pg_catalog, public, pg_temp` || user != "warden_app" {
+	if sp != `public, pg_temp` || user != "warden_app" {
 		t.Fatalf("search_path=%q user=%q", sp, user)
 	}
 }
@@ -240,7 +249,7 @@ func TestLoginFailures(t *testing.T) {
 		name, token, code string
 	}{
 		{"garbage token", "not-a-token", "28P01"},
-		{"expired token", e.issuer.Token(t, "agent-1", map[string]any{"groups": []string{"analysts"}}, -time.Minute), "28P01"},
+		{"expired token", expiredToken(t, e), "28P01"},
 		{"no policy for the subject", e.token("nobody", "interns"), "28000"},
 	}
 	for _, tc := range cases {
@@ -309,7 +318,7 @@ func TestCopy(t *testing.T) {
 
 	w := e.connect(e.token("writer-1", "writers"))
 	before := count(t, "SELECT count(*) FROM orders")
-	tag, err := w.PgConn().CopyFrom(ctx, strings.NewReader("1\t7\tcopied\n1\t8\tcopied\n"), "COPY orders (customer_id, amount, note) FROM STDIN")
+	tag, err := w.PgConn().CopyFrom(ctx, strings.NewReader("900003\t1\t7\tcopied\n900004\t1\t8\tcopied\n"), "COPY orders (id, customer_id, amount, note) FROM STDIN")
 	if err != nil {
 		t.Fatalf("COPY FROM STDIN with insert allowed: %v", err)
 	}
@@ -413,4 +422,16 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func multiStatement(sql string) bool {
 	f, err := sqlfacts.Extract(sql, sqlfacts.Options{})
 	return err == nil && len(f.Statements) > 1
+}
+
+func expiredToken(t *testing.T, e *env) string {
+	now := time.Now()
+	tok, err := e.issuer.Dev.Sign(map[string]any{
+		"iss": e.issuer.URL, "aud": "warden", "sub": "agent-1", "groups": []string{"analysts"},
+		"iat": now.Add(-time.Hour).Unix(), "nbf": now.Add(-time.Hour).Unix(), "exp": now.Add(-10 * time.Minute).Unix(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

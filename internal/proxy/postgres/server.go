@@ -420,7 +420,11 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	if _, ok := params["application_name"]; !ok {
 		params["application_name"] = "warden"
 	}
-	params["search_path"] = "pg_catalog, " + quoteIdent(t.Schema) + ", pg_temp"
+	// pg_catalog is searched first implicitly, then the target's schema
+	// (also where unqualified CREATEs go), and pg_temp last, so a
+	// temporary table can never shadow a real one ("5.9.3 The Schema
+	// Search Path"). sqlfacts resolves names in exactly this order.
+	params["search_path"] = quoteIdent(t.Schema) + ", pg_temp"
 	params["standard_conforming_strings"] = "on"
 	params["backslash_quote"] = "safe_encoding"
 	ucfg.RuntimeParams = params
@@ -521,8 +525,17 @@ func normEncoding(v string) string {
 	return v
 }
 
-// quoteIdent quotes a PostgreSQL identifier.
+// quoteIdent quotes a PostgreSQL identifier when it needs quoting.
 func quoteIdent(s string) string {
+	plain := s != ""
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 

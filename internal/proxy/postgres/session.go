@@ -210,20 +210,26 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 	var pending map[string]*sqlfacts.Statement
 	for i := range facts.Statements {
 		st := &facts.Statements[i]
+		// The statement's own accesses first: EXECUTE's parameters are
+		// expressions evaluated now, and CREATE TABLE ... AS EXECUTE
+		// creates a table.
+		di := ss.subject.DecideStatement(ss.target.Name, st)
+		if di.Effect != policy.Allow {
+			return facts, di, "42501"
+		}
 		if st.ExecuteName != "" {
 			ps, ok := pending[st.ExecuteName]
 			if !ok {
 				ps, ok = ss.prepared[st.ExecuteName]
 			}
 			if !ok {
-				return facts, policy.Decision{Effect: policy.Deny, Rule: "builtin",
-					Reason: fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName)}, "42501"
+				return facts, policy.Decision{Effect: policy.Deny, Rule: policy.RuleBuiltin,
+					Reason:  fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName),
+					Summary: fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName)}, "42501"
 			}
-			st = ps
-		}
-		di := ss.subject.DecideStatement(ss.target.Name, st)
-		if di.Effect != policy.Allow {
-			return facts, di, "42501"
+			if di = ss.subject.DecideStatement(ss.target.Name, ps); di.Effect != policy.Allow {
+				return facts, di, "42501"
+			}
 		}
 		if i == 0 {
 			d = di
