@@ -1,8 +1,3 @@
-// Package sqlfacts turns SQL text into statement facts using the real
-// PostgreSQL parser (libpg_query via pg_query_go): for each statement its
-// kind, every object it touches and how, and whether it must be refused
-// whatever the policy says. It knows nothing about policy syntax, identities
-// or sockets.
 package sqlfacts
 
 // Action is what a statement does to an object. The names are the keys of a
