@@ -56,3 +56,18 @@ type Sink interface {
 	// is not stored, and the caller must refuse the request it describes.
 	Record(ctx context.Context, ev *Event) error
 }
+
+// AsyncSink is a Sink that can start a write and let the caller wait for
+// it later, so the write overlaps other work. The caller must not release
+// anything that depends on the record being durable (a result, an
+// acknowledgement) before Pending.Wait returns nil.
+type AsyncSink interface {
+	Sink
+	Submit(ev *Event) Pending
+}
+
+// Pending is a submitted event.
+type Pending interface {
+	// Wait returns nil once the event is durable, or why it is not.
+	Wait() error
+}

@@ -33,16 +33,66 @@ type request struct {
 // event may still be committed; the caller must refuse the request either
 // way, and an audit record of a refused request is harmless.
 func (s *SQLite) Record(ctx context.Context, ev *audit.Event) error {
+	p, err := s.submit(ctx, ev)
+	if err != nil {
+		return err
+	}
+	return p.wait(ctx, ev)
+}
+
+// Pending is an event handed to the writer whose commit has not been
+// waited for yet.
+type Pending struct {
+	s   *SQLite
+	req *request
+	err error
+}
+
+// Wait returns once the event's transaction has committed, or with the
+// reason it is not known to be stored (see Record). It waits at most
+// pendingTimeout.
+func (p *Pending) Wait() error {
+	if p.err != nil {
+		return p.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+	defer cancel()
+	return p.wait(ctx, nil)
+}
+
+// pendingTimeout bounds Pending.Wait: a writer stuck that long is a failed
+// store, and the caller fails closed.
+const pendingTimeout = 30 * time.Second
+
+// Submit hands ev to the writer and returns at once, so the caller can
+// overlap the commit with other work; Pending.Wait reports the outcome.
+// The caller must not release anything that depends on the record being
+// durable before Wait returns nil. Submit waits only while the queue is
+// full (up to pendingTimeout). ev is copied; its ID is not set.
+func (s *SQLite) Submit(ev *audit.Event) audit.Pending {
+	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+	defer cancel()
+	p, err := s.submit(context.Background(), ev, ctx)
+	if err != nil {
+		return &Pending{err: err}
+	}
+	return p
+}
+
+// submit enqueues ev. ctx governs the request (a request whose ctx has
+// ended when the writer reaches it is skipped); the optional enqueueCtx
+// bounds only the wait for queue space.
+func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...context.Context) (*Pending, error) {
 	if ev == nil {
-		return errors.New("store: record: nil event")
+		return nil, errors.New("store: record: nil event")
 	}
 	select {
 	case <-s.closing:
-		return fmt.Errorf("store: record: %w", ErrClosed)
+		return nil, fmt.Errorf("store: record: %w", ErrClosed)
 	default:
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: record: %w", context.Cause(ctx))
+		return nil, fmt.Errorf("store: record: %w", context.Cause(ctx))
 	}
 
 	req := &request{ctx: ctx, ev: *ev, reply: make(chan error, 1)}
@@ -55,7 +105,7 @@ func (s *SQLite) Record(ctx context.Context, ev *audit.Event) error {
 	}
 	req.ev.Time = req.ev.Time.Round(0).UTC() // drop the monotonic reading
 	if y := req.ev.Time.Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("store: record: time %v outside years 1-9999", req.ev.Time)
+		return nil, fmt.Errorf("store: record: time %v outside years 1-9999", req.ev.Time)
 	}
 	groups := req.ev.Groups
 	if groups == nil {
@@ -63,18 +113,29 @@ func (s *SQLite) Record(ctx context.Context, ev *audit.Event) error {
 	}
 	b, err := json.Marshal(groups)
 	if err != nil {
-		return fmt.Errorf("store: record: encode groups: %w", err)
+		return nil, fmt.Errorf("store: record: encode groups: %w", err)
 	}
 	req.groups = string(b)
 
+	qctx := ctx
+	if len(enqueueCtx) > 0 {
+		qctx = enqueueCtx[0]
+	}
 	select {
 	case s.queue <- req:
-	case <-ctx.Done():
-		return fmt.Errorf("store: record: queue full: %w", context.Cause(ctx))
+	case <-qctx.Done():
+		return nil, fmt.Errorf("store: record: queue full: %w", context.Cause(qctx))
 	case <-s.closing:
-		return fmt.Errorf("store: record: %w", ErrClosed)
+		return nil, fmt.Errorf("store: record: %w", ErrClosed)
 	}
+	return &Pending{s: s, req: req}, nil
+}
 
+// wait waits for the request's commit; on success it copies the assigned
+// id and stored time into ev (if not nil).
+func (p *Pending) wait(ctx context.Context, ev *audit.Event) error {
+	s, req := p.s, p.req
+	var err error
 	select {
 	case err = <-req.reply:
 	case <-ctx.Done():
@@ -92,7 +153,9 @@ func (s *SQLite) Record(ctx context.Context, ev *audit.Event) error {
 	if err != nil {
 		return err
 	}
-	ev.ID, ev.Time = req.ev.ID, req.ev.Time
+	if ev != nil {
+		ev.ID, ev.Time = req.ev.ID, req.ev.Time
+	}
 	return nil
 }
 
@@ -232,3 +295,5 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 	}
 	return nil
 }
+
+var _ audit.AsyncSink = (*SQLite)(nil)

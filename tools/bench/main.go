@@ -38,29 +38,64 @@ var (
 
 func main() {
 	flag.Parse()
+	if err := run(); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+// fatalf ends the run through the deferred clean-ups of run.
+type fatalError struct{ error }
+
+func fatalf(format string, args ...any) {
+	panic(fatalError{fmt.Errorf(format, args...)})
+}
+
+func run() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fe.error
+		}
+	}()
 	ctx := context.Background()
 	pg, err := pgtest.Start(ctx)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer pg.Stop()
-	run("pgbench", "-i", "-q", "-s", strconv.Itoa(*scale), pg.AppURL())
+	runEnv(nil, "pgbench", "-i", "-q", "-s", strconv.Itoa(*scale), pg.AppURL())
 
 	dir, _ := os.MkdirTemp("", "warden-bench-")
 	os.Chmod(dir, 0o755)
 	defer os.RemoveAll(dir)
+	var runAs *syscall.Credential
+	if os.Geteuid() == 0 {
+		// PgBouncer, like PostgreSQL, runs as the unprivileged user.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return err
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		runAs = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		os.Chown(dir, uid, gid)
+	}
 
 	// Development issuer on loopback.
 	dev, err := identity.LoadOrCreateDevKey(filepath.Join(dir, "dev.pem"))
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	iln, _ := net.Listen("tcp", "127.0.0.1:0")
 	issuer := "http://" + iln.Addr().String()
 	go http.Serve(iln, dev.Handler(issuer))
 	token, err := dev.Mint(issuer, "warden", "bench-agent", map[string]any{"groups": []string{"bench"}}, 2*time.Hour)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 
 	// warden, as its own process, with audit on.
@@ -83,7 +118,7 @@ policies:
 	w := exec.Command(*wardenBin, "serve", "--config", cfgPath, "--log-level", "warn")
 	w.Stdout, w.Stderr = os.Stderr, os.Stderr
 	if err := w.Start(); err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer w.Process.Kill()
 	waitPort(wport)
@@ -104,17 +139,15 @@ max_client_conn = 200
 default_pool_size = 50
 unix_socket_dir =
 logfile = %s/pgbouncer.log
+log_connections = 0
+log_disconnections = 0
 `, pg.Port, pgtest.AppDatabase, bport, dir, dir)
 		os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644)
 		os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(fmt.Sprintf("%q %q\n", pgtest.AppUser, pgtest.AppPassword)), 0o644)
 		b := exec.Command(pgb, filepath.Join(dir, "pgbouncer.ini"))
-		if os.Geteuid() == 0 {
-			u, _ := user.Lookup("postgres")
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
-			b.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		if runAs != nil {
+			b.SysProcAttr = &syscall.SysProcAttr{Credential: runAs}
 		}
-		b.Stderr = os.Stderr
 		if err := b.Start(); err == nil {
 			defer b.Process.Kill()
 			waitPort(bport)
@@ -177,8 +210,9 @@ logfile = %s/pgbouncer.log
 	b.WriteString(".\n")
 	fmt.Print(b.String())
 	if *out != "" {
-		os.WriteFile(*out, []byte(b.String()), 0o644)
+		return os.WriteFile(*out, []byte(b.String()), 0o644)
 	}
+	return nil
 }
 
 func cpus() int {
@@ -198,20 +232,18 @@ func median(v []float64) float64 {
 func parse(out, re string) float64 {
 	m := regexp.MustCompile(re).FindStringSubmatch(out)
 	if m == nil {
-		log.Fatalf("bench: no match for %q in pgbench output:\n%s", re, out)
+		fatalf("bench: no match for %q in pgbench output:\n%s", re, out)
 	}
 	f, _ := strconv.ParseFloat(m[1], 64)
 	return f
 }
-
-func run(name string, args ...string) string { return runEnv(nil, name, args...) }
 
 func runEnv(env []string, name string, args ...string) string {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(append(os.Environ(), "PGSSLMODE=disable"), env...)
 	o, err := cmd.CombinedOutput()
 	if err != nil {
-		log.Fatalf("bench: %s %v: %v\n%s", name, args, err, o)
+		fatalf("bench: %s %v: %v\n%s", name, args, err, o)
 	}
 	return string(o)
 }
@@ -225,5 +257,5 @@ func waitPort(port int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	log.Fatalf("bench: port %d never opened", port)
+	fatalf("bench: port %d never opened", port)
 }

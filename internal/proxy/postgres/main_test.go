@@ -83,6 +83,13 @@ type env struct {
 
 func newEnv(t *testing.T, policyYAML string) *env {
 	t.Helper()
+	return newEnvWith(t, policyYAML, "")
+}
+
+// newEnvWith starts a gateway whose config also holds extra top-level
+// YAML (e.g. a tls block).
+func newEnvWith(t *testing.T, policyYAML, extra string) *env {
+	t.Helper()
 	if policyYAML == "" {
 		policyYAML = basePolicy
 	}
@@ -105,7 +112,8 @@ targets:
     user: %s
     password: ${WARDEN_TEST_PG_PASSWORD}
     sslmode: disable
-%s`, iss.URL, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, policyYAML)
+%s
+%s`, iss.URL, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, policyYAML, extra)
 	path := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -457,6 +457,7 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 		ur:       msgReader{r: bufio.NewReaderSize(upstream, 32<<10)},
 		uw:       bufio.NewWriterSize(upstream, 16<<10),
 		prepared: make(map[string]*sqlfacts.Statement),
+		portals:  make(map[string]*sqlfacts.Statement),
 		denials:  make(map[uint64]denial),
 		evBase:   ev,
 		upPID:    hj.PID,

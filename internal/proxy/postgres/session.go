@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -65,7 +66,19 @@ type session struct {
 	// prepared maps statement names (protocol-level and SQL PREPARE share
 	// one namespace in PostgreSQL) to the facts they were allowed with.
 	prepared map[string]*sqlfacts.Statement
-	scratch  []byte
+	// portals maps portal names to the statement bound into them, so an
+	// Execute is audited as the statement it runs.
+	portals map[string]*sqlfacts.Statement
+	scratch []byte
+
+	// Audit records submitted but not yet known durable. The upstream
+	// loop waits for all of them before it relays any message to the
+	// client: a response can only belong to a statement forwarded after
+	// its record was submitted, so no result reaches the client before
+	// its record is durable.
+	pendMu  sync.Mutex
+	pending []audit.Pending
+	pendN   atomic.Int32
 
 	// syncs counts the messages sent upstream that each end in exactly
 	// one ReadyForQuery (Sync, Query, FunctionCall's stand-in).
@@ -151,7 +164,7 @@ func (ss *session) clientLoop() error {
 			ss.syncs++
 			ss.refuse(typ, "", nil, &pgproto3.ErrorResponse{Code: "42501",
 				Message: "warden: permission denied: the FunctionCall protocol message is not allowed (rule: builtin)"})
-			ss.audit(audit.KindStatement, "<FunctionCall>", "functioncall", policy.Decision{Effect: policy.Deny, Rule: "builtin", Reason: "FunctionCall message"})
+			ss.audit("<FunctionCall>", "functioncall", policy.Decision{Effect: policy.Deny, Rule: policy.RuleBuiltin, Reason: "FunctionCall message"}, false)
 		case 'S':
 			ss.syncs++
 			writeRaw(ss.uw, typ, body)
@@ -161,15 +174,58 @@ func (ss *session) clientLoop() error {
 				ss.fatal("08P01", "warden: malformed Close message")
 				return err
 			}
-			if c.ObjectType == 'S' {
+			switch c.ObjectType {
+			case 'S':
 				delete(ss.prepared, c.Name)
+			case 'P':
+				delete(ss.portals, c.Name)
+			}
+			writeRaw(ss.uw, typ, body)
+		case 'B':
+			portal, stmt, ok := twoCStrings(body)
+			if !ok {
+				ss.fatal("08P01", "warden: malformed Bind message")
+				return errors.New("malformed Bind")
+			}
+			if st := ss.prepared[stmt]; st != nil {
+				if len(ss.portals) >= maxNamed && ss.portals[portal] == nil {
+					clear(ss.portals) // named portals die with their transaction anyway
+				}
+				ss.portals[portal] = st
+			} else {
+				delete(ss.portals, portal)
+			}
+			writeRaw(ss.uw, typ, body)
+		case 'E':
+			portal, ok := firstCString(body)
+			if !ok {
+				ss.fatal("08P01", "warden: malformed Execute message")
+				return errors.New("malformed Execute")
+			}
+			if st := ss.portals[portal]; st != nil {
+				// The decision was made at Parse; this records that the
+				// statement ran, and when.
+				d := ss.subject.DecideStatement(ss.target.Name, st)
+				if d.Effect != policy.Allow {
+					// Policy is fixed for a session today; should it
+					// ever change under one, the new answer wins.
+					ss.audit(st.Text, st.Kind, d, false)
+					ss.refuse('P', "", nil, denyResponse("42501", d))
+					break
+				}
+				if err := ss.audit(st.Text, st.Kind, d, !readOnly(st, nil)); err != nil {
+					// A placeholder Parse fails at this position, so the
+					// Execute and the rest of the batch are skipped.
+					ss.refuse('P', "", nil, auditUnavailable())
+					break
+				}
 			}
 			writeRaw(ss.uw, typ, body)
 		case 'X':
 			writeRaw(ss.uw, typ, body)
 			ss.uw.Flush()
 			return nil
-		case 'B', 'E', 'D', 'H', 'd', 'c', 'f':
+		case 'D', 'H', 'd', 'c', 'f':
 			writeRaw(ss.uw, typ, body)
 		default:
 			ss.fatal("08P01", fmt.Sprintf("warden: unexpected message type %q", typ))
@@ -287,12 +343,13 @@ func kindOf(f *sqlfacts.Facts) string {
 // query handles a simple-protocol Query.
 func (ss *session) query(q string, body []byte) error {
 	facts, d, code := ss.decide(q, false)
-	if err := ss.audit(audit.KindStatement, q, kindOf(facts), d); err != nil {
-		ss.refuse('Q', "", nil, auditUnavailable())
+	if d.Effect != policy.Allow {
+		ss.audit(q, kindOf(facts), d, false)
+		ss.refuse('Q', "", nil, denyResponse(code, d))
 		return nil
 	}
-	if d.Effect != policy.Allow {
-		ss.refuse('Q', "", nil, denyResponse(code, d))
+	if err := ss.audit(q, kindOf(facts), d, !ss.factsReadOnly(facts)); err != nil {
+		ss.refuse('Q', "", nil, auditUnavailable())
 		return nil
 	}
 	ss.track(facts)
@@ -301,33 +358,97 @@ func (ss *session) query(q string, body []byte) error {
 }
 
 // parse handles an extended-protocol Parse: the decision is made here and
-// remembered with the statement name ("55.2.3 Extended Query").
+// remembered with the statement name ("55.2.3 Extended Query"). A refusal
+// is audited here; an allowed statement is audited at each Execute.
 func (ss *session) parse(p *pgproto3.Parse, body []byte) error {
 	facts, d, code := ss.decide(p.Query, true)
-	if err := ss.audit(audit.KindStatement, p.Query, kindOf(facts), d); err != nil {
-		ss.refuse('P', p.Name, nil, auditUnavailable())
-		return nil
-	}
 	if d.Effect != policy.Allow {
+		ss.audit(p.Query, kindOf(facts), d, false)
 		ss.refuse('P', p.Name, nil, denyResponse(code, d))
 		return nil
 	}
 	if p.Name != "" {
 		if _, dup := ss.prepared[p.Name]; dup {
-			// PostgreSQL would refuse too (42P05); let it, so the
-			// statement it keeps is the one warden knows.
+			// PostgreSQL refuses too (42P05); let it, so the statement
+			// it keeps is the one warden knows.
 			writeRaw(ss.uw, 'P', body)
+			return nil
+		}
+		if len(ss.prepared) >= maxNamed {
+			ss.refuse('P', p.Name, nil, &pgproto3.ErrorResponse{Code: "54000",
+				Message: fmt.Sprintf("warden: more than %d prepared statements in one session", maxNamed)})
 			return nil
 		}
 	}
 	ss.track(facts)
-	if len(facts.Statements) == 1 {
+	switch {
+	case len(facts.Statements) == 1 && facts.Statements[0].ExecuteName != "":
+		// Parse("EXECUTE name"): executions are audited as the
+		// statement prepared under that name.
+		ss.prepared[p.Name] = ss.prepared[facts.Statements[0].ExecuteName]
+	case len(facts.Statements) == 1:
 		ss.prepared[p.Name] = &facts.Statements[0]
-	} else {
+	default:
 		delete(ss.prepared, p.Name)
 	}
 	writeRaw(ss.uw, 'P', body)
 	return nil
+}
+
+// maxNamed bounds the named statements and portals warden tracks per
+// session.
+const maxNamed = 10000
+
+// readOnly reports whether st only reads: then its audit record may be
+// written while it runs (its result is still held until the record is
+// durable). Anything that may change data is recorded durably before it
+// is forwarded, so no write ever runs unrecorded.
+func readOnly(st *sqlfacts.Statement, prepared map[string]*sqlfacts.Statement) bool {
+	if st == nil || st.Refusal != "" {
+		return false
+	}
+	for _, a := range st.Accesses {
+		if a.Action != sqlfacts.Select {
+			return false
+		}
+	}
+	if st.ExecuteName != "" {
+		ps := prepared[st.ExecuteName]
+		return ps != nil && ps.ExecuteName == "" && readOnly(ps, nil)
+	}
+	return true
+}
+
+func (ss *session) factsReadOnly(f *sqlfacts.Facts) bool {
+	if f == nil {
+		return true
+	}
+	for i := range f.Statements {
+		if !readOnly(&f.Statements[i], ss.prepared) {
+			return false
+		}
+	}
+	return true
+}
+
+// firstCString returns the NUL-terminated string at the start of b.
+func firstCString(b []byte) (string, bool) {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i]), true
+		}
+	}
+	return "", false
+}
+
+// twoCStrings returns the two NUL-terminated strings at the start of b.
+func twoCStrings(b []byte) (string, string, bool) {
+	a, ok := firstCString(b)
+	if !ok {
+		return "", "", false
+	}
+	c, ok := firstCString(b[len(a)+1:])
+	return a, c, ok
 }
 
 func denyResponse(code string, d policy.Decision) *pgproto3.ErrorResponse {
@@ -379,11 +500,14 @@ func (ss *session) fatal(code, msg string) {
 	ss.cw.Flush()
 }
 
-// audit records one statement decision. It returns an error if the
-// record could not be stored; the caller must then refuse.
-func (ss *session) audit(kind, text, stmtKind string, d policy.Decision) error {
+// audit records one statement decision. With sync it returns only once
+// the record is durable, and an error means the caller must refuse.
+// Without sync the record is submitted and the upstream loop holds every
+// later response until it is durable; an error then ends the session
+// (fail closed) before anything more reaches the client.
+func (ss *session) audit(text, stmtKind string, d policy.Decision, sync bool) error {
 	ev := ss.evBase
-	ev.Kind = kind
+	ev.Kind = audit.KindStatement
 	ev.Time = time.Now()
 	sum := sha256.Sum256([]byte(text))
 	ev.RequestHash = hex.EncodeToString(sum[:])
@@ -401,6 +525,14 @@ func (ss *session) audit(kind, text, stmtKind string, d policy.Decision) error {
 	} else {
 		ev.Decision = audit.Deny
 	}
+	if as, ok := ss.srv.cfg.Audit.(audit.AsyncSink); ok && !sync {
+		p := as.Submit(&ev)
+		ss.pendMu.Lock()
+		ss.pending = append(ss.pending, p)
+		ss.pendN.Add(1)
+		ss.pendMu.Unlock()
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ss.srv.ctx, 10*time.Second)
 	defer cancel()
 	if err := ss.srv.cfg.Audit.Record(ctx, &ev); err != nil {
@@ -408,6 +540,22 @@ func (ss *session) audit(kind, text, stmtKind string, d policy.Decision) error {
 		return err
 	}
 	return nil
+}
+
+// awaitAudit waits until every submitted record is durable.
+func (ss *session) awaitAudit() error {
+	ss.pendMu.Lock()
+	ps := ss.pending
+	ss.pending = nil
+	ss.pendN.Store(0)
+	ss.pendMu.Unlock()
+	var first error
+	for _, p := range ps {
+		if err := p.Wait(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // upstreamLoop relays backend messages to the client.
@@ -437,6 +585,13 @@ func (u *upstreamLoop) loop() error {
 		typ, n, err := r.header()
 		if err != nil {
 			return err
+		}
+		if ss.pendN.Load() > 0 {
+			if err := ss.awaitAudit(); err != nil {
+				ss.srv.log.Error("postgres: audit write failed; closing the session", "session", ss.id, "err", err)
+				ss.fatal("58000", "warden: the audit log cannot be written; closing the session (fail closed)")
+				return fmt.Errorf("audit: %w", err)
+			}
 		}
 		switch typ {
 		case 'E':
