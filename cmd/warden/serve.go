@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"runtime/pprof"
+
 	"github.com/spf13/cobra"
 
 	"github.com/warden-gateway/warden/internal/config"
@@ -8,13 +11,26 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var path string
+	var path, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "serve --config warden.yaml",
 		Short: "Run the gateway",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd)
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}()
+			}
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
@@ -35,5 +51,6 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "warden.yaml", "configuration file")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for benchmarks)")
 	return cmd
 }

@@ -34,6 +34,7 @@ var (
 	clients   = flag.Int("c", 8, "pgbench clients")
 	scale     = flag.Int("s", 5, "pgbench scale")
 	out       = flag.String("o", "", "also write a Markdown report to this file")
+	profile   = flag.String("cpuprofile", "", "write warden's CPU profile here")
 )
 
 func main() {
@@ -115,12 +116,21 @@ policies:
 `, wport, issuer, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, pgtest.AppPassword)
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	w := exec.Command(*wardenBin, "serve", "--config", cfgPath, "--log-level", "warn")
+	wargs := []string{"serve", "--config", cfgPath, "--log-level", "warn"}
+	if *profile != "" {
+		abs, _ := filepath.Abs(*profile)
+		wargs = append(wargs, "--cpuprofile", abs)
+	}
+	w := exec.Command(*wardenBin, wargs...)
 	w.Stdout, w.Stderr = os.Stderr, os.Stderr
 	if err := w.Start(); err != nil {
 		return err
 	}
-	defer w.Process.Kill()
+	defer func() {
+		// SIGTERM, so warden shuts down cleanly and writes its profile.
+		w.Process.Signal(syscall.SIGTERM)
+		w.Wait()
+	}()
 	waitPort(wport)
 
 	// PgBouncer, session mode, as the postgres user.
