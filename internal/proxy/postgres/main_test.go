@@ -90,10 +90,18 @@ func newEnv(t *testing.T, policyYAML string) *env {
 // YAML (e.g. a tls block).
 func newEnvWith(t *testing.T, policyYAML, extra string) *env {
 	t.Helper()
+	iss := identitytest.NewIssuer(t)
+	e := newEnvIssuer(t, iss.URL, policyYAML, extra)
+	e.issuer = iss
+	return e
+}
+
+// newEnvIssuer starts a gateway trusting the issuer at issuerURL.
+func newEnvIssuer(t *testing.T, issuerURL, policyYAML, extra string) *env {
+	t.Helper()
 	if policyYAML == "" {
 		policyYAML = basePolicy
 	}
-	iss := identitytest.NewIssuer(t)
 	dir := t.TempDir()
 	t.Setenv("WARDEN_TEST_PG_PASSWORD", pgtest.AppPassword)
 	yaml := fmt.Sprintf(`
@@ -113,7 +121,7 @@ targets:
     password: ${WARDEN_TEST_PG_PASSWORD}
     sslmode: disable
 %s
-%s`, iss.URL, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, policyYAML, extra)
+%s`, issuerURL, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, policyYAML, extra)
 	path := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -128,7 +136,7 @@ targets:
 		t.Fatalf("gateway: %v", err)
 	}
 	t.Cleanup(func() { gw.Close() })
-	return &env{t: t, gw: gw, issuer: iss, dir: dir, cfg: cfg}
+	return &env{t: t, gw: gw, dir: dir, cfg: cfg}
 }
 
 type testWriter struct{ t *testing.T }
