@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/devtls"
 	"github.com/warden-gateway/warden/internal/gateway"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/pgtest"
@@ -35,6 +36,7 @@ const demoConfig = `# Written by 'warden demo'. A complete, working configuratio
 listen:
   postgres: %s
   http: %s
+tls: { cert: server.crt, key: server.key }   # self-signed by the demo
 store: sqlite://audit.db
 identity:
   oidc:
@@ -122,6 +124,9 @@ func demoCmd() *cobra.Command {
 			}
 			httpAddr := hln.Addr().String()
 			hln.Close()
+			if _, _, err := devtls.SelfSigned(dir, "127.0.0.1", "localhost"); err != nil {
+				return err
+			}
 			cfgPath := filepath.Join(dir, "warden.yaml")
 			yaml := fmt.Sprintf(demoConfig, pgAddr, httpAddr, issuerURL, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser)
 			if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
@@ -146,7 +151,7 @@ func demoCmd() *cobra.Command {
 			self, _ := os.Executable()
 			fmt.Fprintf(out, "Try it (an analyst agent may SELECT orders and customers, nothing else):\n\n")
 			fmt.Fprintf(out, "  export PGPASSWORD=$(%s token --issuer-key %s --issuer %s --sub agent-1 --claim groups=analysts)\n", self, keyPath, issuerURL)
-			fmt.Fprintf(out, "  psql \"host=%s port=%s dbname=prod-db user=agent-1 sslmode=disable\"\n\n", host, port)
+			fmt.Fprintf(out, "  psql \"host=%s port=%s dbname=prod-db user=agent-1 sslmode=require\"\n\n", host, port)
 			fmt.Fprintf(out, "  SELECT count(*) FROM orders;        -- allowed\n  DELETE FROM orders;                 -- refused: 42501, names the rule\n  SELECT * FROM secrets;              -- refused\n\n")
 			if tour {
 				return runTour(ctx, out, host, port, tok, gw)
@@ -178,18 +183,36 @@ func runTour(ctx context.Context, out interface{ Write([]byte) (int, error) }, h
 	if err != nil {
 		return errors.New("tour: psql not found (make deps installs it)")
 	}
-	steps := []struct{ what, sql string }{
-		{"an allowed read", "SELECT count(*) AS orders, sum(amount) AS total FROM orders;"},
-		{"a DELETE the policy does not allow", "DELETE FROM orders;"},
-		{"a read of a table outside the policy, hidden in a subquery", "SELECT (SELECT value FROM secrets LIMIT 1) AS leak, count(*) FROM orders;"},
-		{"a trick that fools regex guardrails", "SELECT 'harmless'; /* ; */ DROP TABLE customers;"},
-		{"a refusal inside a transaction aborts it, as PostgreSQL would", "BEGIN; SELECT 1; DELETE FROM customers; COMMIT;"},
-		{"the session is still usable; the data is intact", "SELECT count(*) AS orders_still_there FROM orders;"},
+	steps := []struct {
+		what, sql string
+		oneQuery  bool // send as one query string (psql -c), not statement by statement
+	}{
+		{"an allowed read", "SELECT count(*) AS orders, sum(amount) AS total FROM orders;", false},
+		{"a DELETE the policy does not allow", "DELETE FROM orders;", false},
+		{"a read of a table outside the policy, hidden in a subquery", "SELECT (SELECT value FROM secrets LIMIT 1) AS leak, count(*) FROM orders;", false},
+		{"a trick that fools regex guardrails, sent as one query string: refused whole", "SELECT 'harmless'; /* ; */ DROP TABLE customers;", true},
+		{"privilege tricks are refused whatever the policy says", "SET ROLE postgres;", false},
+		{"a refusal inside a transaction aborts it exactly as PostgreSQL would (COMMIT rolls back)", "BEGIN;\nSELECT count(*) FROM orders;\nDELETE FROM customers;\nSELECT 1;\nCOMMIT;\nSELECT count(*) AS orders_still_there FROM orders;", false},
 	}
 	for _, s := range steps {
-		fmt.Fprintf(out, "--- %s\n$ psql -c %q\n", s.what, s.sql)
-		cmd := exec.CommandContext(ctx, psql, "-X", "-v", "ON_ERROR_STOP=0", "-h", host, "-p", port, "-U", "agent-1", "-d", "prod-db", "-c", s.sql)
-		cmd.Env = append(os.Environ(), "PGPASSWORD="+tok, "PGSSLMODE=disable")
+		fmt.Fprintf(out, "--- %s\n", s.what)
+		for _, line := range strings.Split(s.sql, "\n") {
+			fmt.Fprintf(out, "prod-db=> %s\n", line)
+		}
+		// psql over TLS, one session per step, reading the statements from
+		// stdin like a person typing them. stdbuf keeps its output and its
+		// errors in order.
+		args := []string{"-X", "-v", "ON_ERROR_STOP=0", "-h", host, "-p", port, "-U", "agent-1", "-d", "prod-db"}
+		if s.oneQuery {
+			args = append(args, "-c", s.sql)
+		}
+		name := psql
+		if sb, err := exec.LookPath("stdbuf"); err == nil {
+			name, args = sb, append([]string{"-oL", "-eL", psql}, args...)
+		}
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+tok, "PGSSLMODE=require")
+		cmd.Stdin = strings.NewReader(s.sql + "\n")
 		b, _ := cmd.CombinedOutput()
 		fmt.Fprintf(out, "%s\n", b)
 	}

@@ -494,9 +494,11 @@ func (ss *session) refuse(typ byte, name string, _ []uint32, resp *pgproto3.Erro
 
 // fatal sends a FATAL error to the client.
 func (ss *session) fatal(code, msg string) {
+	// Either loop may call fatal: encode into a buffer of its own.
+	b, _ := (&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}).Encode(nil)
 	ss.cwMu.Lock()
 	defer ss.cwMu.Unlock()
-	writeMsg(ss.cw, &ss.scratch, &pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
+	ss.cw.Write(b)
 	ss.cw.Flush()
 }
 
