@@ -503,7 +503,9 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	raw.SetDeadline(time.Time{})
 	s.log.Debug("postgres: session started", "session", ss.id, "subject", principal.Subject, "target", target,
 		"setup", time.Since(start))
+	stopWatch := ss.watchExpiry()
 	ss.run()
+	stopWatch()
 	end := ev
 	end.Kind = audit.KindSessionEnd
 	end.Time = time.Now()
@@ -511,6 +513,9 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	if ss.endErr != nil {
 		end.Error = ss.endErr.Error()
 	}
+	ss.endMu.Lock()
+	end.Reason = ss.endReason
+	ss.endMu.Unlock()
 	if err := s.cfg.Audit.Record(context.Background(), &end); err != nil {
 		s.log.Error("postgres: audit write failed", "err", err)
 	}

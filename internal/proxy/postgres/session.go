@@ -91,6 +91,9 @@ type session struct {
 
 	killOnce sync.Once
 	endErr   error
+
+	endMu     sync.Mutex
+	endReason string // why warden ended the session, if it did
 }
 
 // denial is a refusal waiting for its placeholder's error upstream.
