@@ -27,27 +27,27 @@ const (
 
 // Event is one audit record. Never put a token or password in it.
 type Event struct {
-	ID        int64     // assigned by the store
-	Time      time.Time // when warden saw the request
-	Kind      string    // one of the Kind* constants
-	SessionID string    // warden's id for the client connection
-	Protocol  string    // "postgres"
-	Target    string
-	Client    string // client address
+	ID        int64     `json:"id"`                   // assigned by the store
+	Time      time.Time `json:"time"`                 // when warden saw the request
+	Kind      string    `json:"kind"`                 // one of the Kind* constants
+	SessionID string    `json:"session_id,omitempty"` // warden's id for the client connection
+	Protocol  string    `json:"protocol,omitempty"`   // "postgres"
+	Target    string    `json:"target,omitempty"`
+	Client    string    `json:"client,omitempty"` // client address
 
-	Subject string
-	Issuer  string
-	Groups  []string
-	TokenID string
+	Subject string   `json:"subject,omitempty"`
+	Issuer  string   `json:"issuer,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	TokenID string   `json:"token_id,omitempty"`
 
-	Request     string // SQL text, bounded
-	RequestHash string // sha256 hex of the full request text
-	StmtKind    string // e.g. "select", "delete"
-	Decision    string // Allow, Deny, Error
-	Policy      string // policy that decided ("" for default deny)
-	Rule        string // rule that decided
-	Reason      string // human-readable why
-	Error       string
+	Request     string `json:"request,omitempty"`      // SQL text, bounded
+	RequestHash string `json:"request_hash,omitempty"` // sha256 hex of the full request text
+	StmtKind    string `json:"stmt_kind,omitempty"`    // e.g. "select", "delete"
+	Decision    string `json:"decision"`               // Allow, Deny, Error
+	Policy      string `json:"policy,omitempty"`       // policy that decided ("" for default deny)
+	Rule        string `json:"rule,omitempty"`         // rule that decided
+	Reason      string `json:"reason,omitempty"`       // human-readable why
+	Error       string `json:"error,omitempty"`
 }
 
 // Sink stores events durably.
