@@ -22,7 +22,9 @@ const (
 	KindLoginFailed  = "login.failed"
 	KindSessionStart = "session.start"
 	KindSessionEnd   = "session.end"
-	KindStatement    = "statement"
+	KindStatement    = "statement"        // a decision, recorded before the statement runs or is refused
+	KindResult       = "statement.result" // what an allowed statement did: rows, bytes, duration, error
+	KindAdmin        = "admin"            // an operator action on the admin API (Request names it)
 )
 
 // Event is one audit record. Never put a token or password in it.
@@ -48,6 +50,13 @@ type Event struct {
 	Rule        string `json:"rule,omitempty"`         // rule that decided
 	Reason      string `json:"reason,omitempty"`       // human-readable why
 	Error       string `json:"error,omitempty"`
+
+	Seq         int64  `json:"seq,omitempty"`         // statement number within the session; links a result to its decision
+	Fingerprint string `json:"fingerprint,omitempty"` // normalized statement (constants removed), for grouping
+	ParamsHash  string `json:"params_hash,omitempty"` // sha256 hex of the bind parameters, if any
+	DurationUS  int64  `json:"duration_us,omitempty"` // statement duration in microseconds (results)
+	Rows        int64  `json:"rows,omitempty"`        // rows returned or affected (results)
+	Bytes       int64  `json:"bytes,omitempty"`       // bytes sent to the client (results)
 }
 
 // Sink stores events durably.
