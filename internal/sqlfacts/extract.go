@@ -21,6 +21,9 @@ var (
 	errInternal = errors.New("internal error")
 )
 
+// maxNormalizeLen bounds the queries Extract normalizes for Fingerprint.
+const maxNormalizeLen = 8 << 10
+
 // DefaultSchema is the schema unqualified names resolve to when
 // Options.Schema is empty.
 const DefaultSchema = "public"
@@ -76,6 +79,14 @@ func Extract(query string, opts Options) (facts *Facts, err error) {
 		st.Text = text
 		a := analyzer{schema: schema, st: st}
 		st.Kind = a.statement(raw.GetStmt())
+	}
+	// The normalized text (constants replaced by $n) groups an audit log's
+	// statements by shape; it is computed once per distinct query text,
+	// since facts are cached.
+	if len(query) <= maxNormalizeLen {
+		if n, err := pg_query.Normalize(query); err == nil {
+			facts.Fingerprint = n
+		}
 	}
 	return facts, nil
 }

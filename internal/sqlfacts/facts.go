@@ -57,6 +57,10 @@ type Statement struct {
 // Facts is the result of analysing one query string.
 type Facts struct {
 	Statements []Statement
+	// Fingerprint is the query with its constants replaced by $n
+	// parameters (pg_query's normalization), for grouping in the audit
+	// log; empty for very long queries.
+	Fingerprint string
 }
 
 // Options say how names resolve upstream.

@@ -36,6 +36,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/audit"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/metrics"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
 )
@@ -88,7 +89,8 @@ type Config struct {
 	Policy   Policy
 	Facts    *sqlfacts.Cache // default: a new cache of 10,000 entries
 	Audit    audit.Sink
-	Logger   *slog.Logger // default: slog.Default()
+	Logger   *slog.Logger     // default: slog.Default()
+	Metrics  *metrics.Metrics // optional
 
 	// TLS, when set, answers SSLRequest with TLS. Without it warden
 	// answers 'N'.
@@ -267,7 +269,7 @@ func (s *Server) handle(raw net.Conn) {
 	be := pgproto3.NewBackend(br, conn)
 	var startup *pgproto3.StartupMessage
 	for startup == nil {
-		msg, err := be.ReceiveStartupMessage()
+		msg, err := readStartup(br)
 		if err != nil {
 			s.log.Debug("postgres: startup", "client", raw.RemoteAddr().String(), "err", err)
 			return
@@ -325,6 +327,11 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	client := raw.RemoteAddr().String()
 	ev := audit.Event{Time: start, Protocol: "postgres", Client: client, SessionID: randomID()}
 	loginFailed := func(code, reason string) {
+		result := "failed"
+		if code == "28000" || code == "3D000" {
+			result = "denied"
+		}
+		s.cfg.Metrics.Login("postgres", result)
 		e := ev
 		e.Kind = audit.KindLoginFailed
 		e.Decision = audit.Deny
@@ -362,11 +369,10 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	if err := be.Flush(); err != nil {
 		return
 	}
-	if err := be.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
-		return
-	}
-	be.SetMaxBodyLen(s.cfg.MaxTokenBytes)
-	msg, err := be.Receive()
+	// Read the password with warden's own framing, from the same
+	// buffered reader the session will use: nothing read ahead is lost.
+	mr := msgReader{r: br, max: s.cfg.MaxTokenBytes}
+	typ, body, err := mr.next()
 	if err != nil {
 		// A client that hangs up at the password prompt (psql does, to
 		// ask the user for one) is not a failed login.
@@ -375,8 +381,8 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 		}
 		return
 	}
-	pw, ok := msg.(*pgproto3.PasswordMessage)
-	if !ok {
+	var pw pgproto3.PasswordMessage
+	if typ != 'p' || pw.Decode(body) != nil {
 		loginFailed("08P01", "expected a password message carrying the access token")
 		return
 	}
@@ -387,6 +393,9 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 		var ve *identity.VerifyError
 		if errors.As(err, &ve) {
 			reason = "token rejected: " + ve.Reason
+			s.cfg.Metrics.TokenRejected(ve.Reason)
+		} else {
+			s.cfg.Metrics.TokenRejected("other")
 		}
 		loginFailed("28P01", "password authentication failed: "+reason)
 		s.log.Info("postgres: login failed", "client", client, "target", target, "err", err)
@@ -457,7 +466,8 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 		ur:       msgReader{r: bufio.NewReaderSize(upstream, 32<<10)},
 		uw:       bufio.NewWriterSize(upstream, 16<<10),
 		prepared: make(map[string]*sqlfacts.Statement),
-		portals:  make(map[string]*sqlfacts.Statement),
+		portals:  make(map[string]portal),
+		mt:       s.cfg.Metrics.For("postgres", target),
 		denials:  make(map[uint64]denial),
 		evBase:   ev,
 		upPID:    hj.PID,
@@ -503,9 +513,12 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	raw.SetDeadline(time.Time{})
 	s.log.Debug("postgres: session started", "session", ss.id, "subject", principal.Subject, "target", target,
 		"setup", time.Since(start))
+	s.cfg.Metrics.Login("postgres", "ok")
+	ss.mt.SessionStarted()
 	stopWatch := ss.watchExpiry()
 	ss.run()
 	stopWatch()
+	ss.mt.SessionEnded()
 	end := ev
 	end.Kind = audit.KindSessionEnd
 	end.Time = time.Now()
@@ -600,4 +613,53 @@ func (s *Server) routeCancel(pid uint32, key []byte) {
 	// the cancel is delivered before we return.
 	var one [1]byte
 	c.Read(one[:])
+}
+
+// Startup packet codes ("55.7 Message Formats").
+const (
+	sslRequestCode    = 80877103
+	gssEncRequestCode = 80877104
+	cancelRequestCode = 80877102
+	// maxStartupPacket is PostgreSQL's own MAX_STARTUP_PACKET_LENGTH.
+	maxStartupPacket = 10000
+)
+
+// readStartup reads one startup-phase packet (no type byte; a length,
+// then a code) with warden's own framing, so that after an SSLRequest the
+// reader's Buffered count says exactly whether the client sent plaintext
+// bytes it should not have.
+func readStartup(br *bufio.Reader) (pgproto3.FrontendMessage, error) {
+	h, err := br.Peek(4)
+	if err != nil {
+		return nil, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(h)))
+	if n < 8 || n > maxStartupPacket {
+		return nil, fmt.Errorf("invalid startup packet length %d", n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return nil, err
+	}
+	body := buf[4:]
+	var msg interface {
+		pgproto3.FrontendMessage
+		Decode([]byte) error
+	}
+	switch code := binary.BigEndian.Uint32(body); code {
+	case sslRequestCode:
+		msg = &pgproto3.SSLRequest{}
+	case gssEncRequestCode:
+		msg = &pgproto3.GSSEncRequest{}
+	case cancelRequestCode:
+		msg = &pgproto3.CancelRequest{}
+	case pgproto3.ProtocolVersion30, pgproto3.ProtocolVersion32:
+		msg = &pgproto3.StartupMessage{}
+	default:
+		return nil, fmt.Errorf("unknown startup packet code %d", code)
+	}
+	if err := msg.Decode(body); err != nil {
+		return nil, err
+	}
+	return msg, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/audit"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/metrics"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
 )
@@ -68,8 +69,17 @@ type session struct {
 	prepared map[string]*sqlfacts.Statement
 	// portals maps portal names to the statement bound into them, so an
 	// Execute is audited as the statement it runs.
-	portals map[string]*sqlfacts.Statement
+	portals map[string]portal
 	scratch []byte
+	seq     int64 // statements decided in this session
+
+	mt *metrics.Target
+
+	// flight is the queue of allowed statements forwarded upstream and
+	// not yet completed, in order; the upstream loop pops them as their
+	// completions arrive and records what they did.
+	flightMu sync.Mutex
+	flight   []inflight
 
 	// Audit records submitted but not yet known durable. The upstream
 	// loop waits for all of them before it relays any message to the
@@ -94,6 +104,21 @@ type session struct {
 
 	endMu     sync.Mutex
 	endReason string // why warden ended the session, if it did
+}
+
+// portal is a bound statement.
+type portal struct {
+	st         *sqlfacts.Statement
+	paramsHash string
+}
+
+// inflight is an allowed statement awaiting its completion upstream.
+type inflight struct {
+	seq     int64 // 0: not recorded (e.g. an Execute of an unknown portal)
+	text    string
+	kind    string
+	start   time.Time
+	lastRFQ uint64 // the ReadyForQuery that ends its batch
 }
 
 // denial is a refusal waiting for its placeholder's error upstream.
@@ -167,7 +192,9 @@ func (ss *session) clientLoop() error {
 			ss.syncs++
 			ss.refuse(typ, "", nil, &pgproto3.ErrorResponse{Code: "42501",
 				Message: "warden: permission denied: the FunctionCall protocol message is not allowed (rule: builtin)"})
-			ss.audit("<FunctionCall>", "functioncall", policy.Decision{Effect: policy.Deny, Rule: policy.RuleBuiltin, Reason: "FunctionCall message"}, false)
+			ss.seq++
+			ss.mt.Decided(false, 0)
+			ss.audit(record{seq: ss.seq, text: "<FunctionCall>", kind: "functioncall"}, policy.Decision{Effect: policy.Deny, Rule: policy.RuleBuiltin, Reason: "FunctionCall message"}, false)
 		case 'S':
 			ss.syncs++
 			writeRaw(ss.uw, typ, body)
@@ -191,43 +218,51 @@ func (ss *session) clientLoop() error {
 				return errors.New("malformed Bind")
 			}
 			if st := ss.prepared[stmt]; st != nil {
-				if len(ss.portals) >= maxNamed && ss.portals[portal] == nil {
+				if _, ok := ss.portals[portal]; !ok && len(ss.portals) >= maxNamed {
 					clear(ss.portals) // named portals die with their transaction anyway
 				}
-				ss.portals[portal] = st
+				ss.portals[portal] = newPortal(st, body[len(portal)+len(stmt)+2:])
 			} else {
 				delete(ss.portals, portal)
 			}
 			writeRaw(ss.uw, typ, body)
 		case 'E':
-			portal, ok := firstCString(body)
+			name, ok := firstCString(body)
 			if !ok {
 				ss.fatal("08P01", "warden: malformed Execute message")
 				return errors.New("malformed Execute")
 			}
-			if st := ss.portals[portal]; st != nil {
-				// The decision was made at Parse; this records that the
-				// statement ran, and when.
-				d := ss.subject.DecideStatement(ss.target.Name, st)
-				if d.Effect != policy.Allow {
-					// Policy is fixed for a session today; should it
-					// ever change under one, the new answer wins.
-					ss.audit(st.Text, st.Kind, d, false)
-					ss.refuse('P', "", nil, denyResponse("42501", d))
-					break
-				}
-				if err := ss.audit(st.Text, st.Kind, d, !readOnly(st, nil)); err != nil {
-					// A placeholder Parse fails at this position, so the
-					// Execute and the rest of the batch are skipped.
-					ss.refuse('P', "", nil, auditUnavailable())
-					break
-				}
+			p, tracked := ss.portals[name]
+			if !tracked {
+				// Unknown to warden: PostgreSQL will refuse it, or skip
+				// it after an earlier error. Keep the queue aligned.
+				ss.push(inflight{lastRFQ: ss.syncs + 1})
+				writeRaw(ss.uw, typ, body)
+				break
 			}
+			st := p.st
+			start := time.Now()
+			d := ss.subject.DecideStatement(ss.target.Name, st)
+			ss.mt.Decided(d.Effect == policy.Allow, time.Since(start))
+			ss.seq++
+			rec := record{seq: ss.seq, text: st.Text, kind: st.Kind, paramsHash: p.paramsHash}
+			if d.Effect != policy.Allow {
+				// Policy is fixed for a session today; should it ever
+				// change under one, the new answer wins.
+				ss.audit(rec, d, false)
+				ss.refuse('P', "", nil, denyResponse("42501", d))
+				break
+			}
+			// The decision was made at Parse; this records that the
+			// statement ran, with its parameters' digest.
+			if err := ss.audit(rec, d, !readOnly(st, nil)); err != nil {
+				// A placeholder Parse fails at this position, so the
+				// Execute and the rest of the batch are skipped.
+				ss.refuse('P', "", nil, auditUnavailable())
+				break
+			}
+			ss.push(inflight{seq: ss.seq, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
 			writeRaw(ss.uw, typ, body)
-		case 'X':
-			writeRaw(ss.uw, typ, body)
-			ss.uw.Flush()
-			return nil
 		case 'D', 'H', 'd', 'c', 'f':
 			writeRaw(ss.uw, typ, body)
 		default:
@@ -261,6 +296,11 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 		return nil, policy.Decision{Effect: policy.Deny, Rule: "builtin", Reason: "statement is not valid UTF-8"}, "22021"
 	}
 	facts, err := ss.srv.facts.Extract(q, sqlfacts.Options{Schema: ss.target.Schema})
+	if errors.Is(err, sqlfacts.ErrEmpty) {
+		// Only comments or whitespace (pgx pings with "-- ping"):
+		// PostgreSQL answers EmptyQueryResponse and runs nothing.
+		return &sqlfacts.Facts{}, policy.Decision{Effect: policy.Allow, Rule: policy.RuleBuiltin, Reason: "empty query"}, ""
+	}
 	if err != nil {
 		return nil, policy.Decision{Effect: policy.Deny, Rule: "builtin",
 			Reason: "warden could not parse the statement: " + err.Error()}, "42601"
@@ -345,17 +385,32 @@ func kindOf(f *sqlfacts.Facts) string {
 
 // query handles a simple-protocol Query.
 func (ss *session) query(q string, body []byte) error {
+	start := time.Now()
 	facts, d, code := ss.decide(q, false)
+	ss.mt.Decided(d.Effect == policy.Allow, time.Since(start))
+	ss.seq++
+	rec := record{seq: ss.seq, text: q, kind: kindOf(facts)}
+	if facts != nil {
+		rec.fingerprint = facts.Fingerprint
+	}
 	if d.Effect != policy.Allow {
-		ss.audit(q, kindOf(facts), d, false)
+		ss.audit(rec, d, false)
 		ss.refuse('Q', "", nil, denyResponse(code, d))
 		return nil
 	}
-	if err := ss.audit(q, kindOf(facts), d, !ss.factsReadOnly(facts)); err != nil {
+	if err := ss.audit(rec, d, !ss.factsReadOnly(facts)); err != nil {
 		ss.refuse('Q', "", nil, auditUnavailable())
 		return nil
 	}
 	ss.track(facts)
+	if facts == nil || len(facts.Statements) == 0 {
+		ss.push(inflight{lastRFQ: ss.syncs}) // EmptyQueryResponse
+	} else {
+		for i := range facts.Statements {
+			st := &facts.Statements[i]
+			ss.push(inflight{seq: ss.seq, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs})
+		}
+	}
 	writeRaw(ss.uw, 'Q', body)
 	return nil
 }
@@ -364,9 +419,12 @@ func (ss *session) query(q string, body []byte) error {
 // remembered with the statement name ("55.2.3 Extended Query"). A refusal
 // is audited here; an allowed statement is audited at each Execute.
 func (ss *session) parse(p *pgproto3.Parse, body []byte) error {
+	start := time.Now()
 	facts, d, code := ss.decide(p.Query, true)
 	if d.Effect != policy.Allow {
-		ss.audit(p.Query, kindOf(facts), d, false)
+		ss.mt.Decided(false, time.Since(start))
+		ss.seq++
+		ss.audit(record{seq: ss.seq, text: p.Query, kind: kindOf(facts)}, d, false)
 		ss.refuse('P', p.Name, nil, denyResponse(code, d))
 		return nil
 	}
@@ -505,25 +563,59 @@ func (ss *session) fatal(code, msg string) {
 	ss.cw.Flush()
 }
 
-// audit records one statement decision. With sync it returns only once
-// the record is durable, and an error means the caller must refuse.
-// Without sync the record is submitted and the upstream loop holds every
-// later response until it is durable; an error then ends the session
-// (fail closed) before anything more reaches the client.
-func (ss *session) audit(text, stmtKind string, d policy.Decision, sync bool) error {
-	ev := ss.evBase
-	ev.Kind = audit.KindStatement
-	ev.Time = time.Now()
+// record is what an audit record says about a statement.
+type record struct {
+	seq         int64
+	text, kind  string
+	fingerprint string
+	paramsHash  string
+}
+
+// boundText returns text cut to maxAuditText (at a rune boundary) and the
+// digest of the whole of it.
+func boundText(text string) (string, string) {
 	sum := sha256.Sum256([]byte(text))
-	ev.RequestHash = hex.EncodeToString(sum[:])
 	if len(text) > maxAuditText {
 		text = text[:maxAuditText]
 		for !utf8.ValidString(text) && len(text) > 0 {
 			text = text[:len(text)-1]
 		}
 	}
-	ev.Request = text
-	ev.StmtKind = stmtKind
+	return text, hex.EncodeToString(sum[:])
+}
+
+func newPortal(st *sqlfacts.Statement, params []byte) portal {
+	p := portal{st: st}
+	// The parameter section (format codes, values, result formats) as
+	// sent; two executions with the same digest had the same arguments.
+	if len(params) > 0 {
+		sum := sha256.Sum256(params)
+		p.paramsHash = hex.EncodeToString(sum[:])
+	}
+	return p
+}
+
+// push queues an allowed statement forwarded upstream.
+func (ss *session) push(f inflight) {
+	ss.flightMu.Lock()
+	ss.flight = append(ss.flight, f)
+	ss.flightMu.Unlock()
+}
+
+// audit records one statement decision. With sync it returns only once
+// the record is durable, and an error means the caller must refuse.
+// Without sync the record is submitted and the upstream loop holds every
+// later response until it is durable; an error then ends the session
+// (fail closed) before anything more reaches the client.
+func (ss *session) audit(r record, d policy.Decision, sync bool) error {
+	ev := ss.evBase
+	ev.Kind = audit.KindStatement
+	ev.Time = time.Now()
+	ev.Seq = r.seq
+	ev.Request, ev.RequestHash = boundText(r.text)
+	ev.StmtKind = r.kind
+	ev.Fingerprint = r.fingerprint
+	ev.ParamsHash = r.paramsHash
 	ev.Policy, ev.Rule, ev.Reason = d.Policy, d.Rule, d.Reason
 	if d.Effect == policy.Allow {
 		ev.Decision = audit.Allow
@@ -568,6 +660,8 @@ type upstreamLoop struct {
 	ss      *session
 	err     error
 	scratch []byte
+	// rows and bytes of data relayed since the last completion
+	rows, bytes int64
 }
 
 func (u *upstreamLoop) run() {
@@ -613,6 +707,18 @@ func (u *upstreamLoop) loop() error {
 				}
 				continue
 			}
+			u.complete(typ, body)
+			ss.cwMu.Lock()
+			writeRaw(ss.cw, typ, body)
+			ss.cwMu.Unlock()
+		case 'C', 'I', 's':
+			// CommandComplete, EmptyQueryResponse, PortalSuspended: a
+			// statement finished.
+			body, err := r.body(typ, n)
+			if err != nil {
+				return err
+			}
+			u.complete(typ, body)
 			ss.cwMu.Lock()
 			writeRaw(ss.cw, typ, body)
 			ss.cwMu.Unlock()
@@ -626,6 +732,10 @@ func (u *upstreamLoop) loop() error {
 			writeRaw(ss.cw, typ, body)
 			ss.cwMu.Unlock()
 		default:
+			if typ == 'D' || typ == 'd' {
+				u.rows++
+				u.bytes += int64(n) + 5
+			}
 			ss.cwMu.Lock()
 			writeHeader(ss.cw, typ, n)
 			err := relayBody(ss.cw, r.r, n)
@@ -635,6 +745,73 @@ func (u *upstreamLoop) loop() error {
 			}
 		}
 	}
+}
+
+// complete pops the statement that a completion or error belongs to and
+// records what it did. An error belongs to the front statement only if
+// that statement is in the batch being answered: an error for a Parse or
+// Bind of a later batch must not be blamed on it.
+func (u *upstreamLoop) complete(typ byte, body []byte) {
+	ss := u.ss
+	ss.denyMu.Lock()
+	batch := ss.rfqSeen + 1
+	ss.denyMu.Unlock()
+	ss.flightMu.Lock()
+	if len(ss.flight) == 0 || ss.flight[0].lastRFQ != batch {
+		ss.flightMu.Unlock()
+		return
+	}
+	f := ss.flight[0]
+	ss.flight = ss.flight[1:]
+	if len(ss.flight) == 0 {
+		ss.flight = ss.flight[:0:0] // let the backing array go
+	}
+	ss.flightMu.Unlock()
+	rows, bytes := u.rows, u.bytes
+	u.rows, u.bytes = 0, 0
+	if f.seq == 0 {
+		return
+	}
+	took := time.Since(f.start)
+	ss.mt.Completed(took)
+	ev := ss.evBase
+	ev.Kind = audit.KindResult
+	ev.Time = time.Now()
+	ev.Seq = f.seq
+	ev.StmtKind = f.kind
+	ev.DurationUS = took.Microseconds()
+	ev.Bytes = bytes
+	ev.Decision = audit.Allow
+	switch typ {
+	case 'C':
+		if tag, ok := cstring(body); ok {
+			if n, ok := tagRows(tag); ok {
+				rows = n
+			}
+		}
+	case 'E':
+		var e pgproto3.ErrorResponse
+		if e.Decode(body) == nil {
+			ev.Error = e.Code + ": " + e.Message
+		}
+	}
+	ev.Rows = rows
+	// Results describe what already happened: they are submitted, not
+	// waited for, and never hold up the client.
+	if as, ok := ss.srv.cfg.Audit.(audit.AsyncSink); ok {
+		as.Submit(&ev)
+	}
+}
+
+// tagRows returns the row count of a CommandComplete tag ("SELECT 5",
+// "INSERT 0 5", "UPDATE 3", "COPY 10"; "55.7 Message Formats").
+func tagRows(tag string) (int64, bool) {
+	i := strings.LastIndexByte(tag, ' ')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(tag[i+1:], 10, 64)
+	return n, err == nil
 }
 
 // substitute returns the refusal that a placeholder's syntax error stands
@@ -680,10 +857,20 @@ func (u *upstreamLoop) readyForQuery() {
 	ss := u.ss
 	ss.denyMu.Lock()
 	ss.rfqSeen++
+	seen := ss.rfqSeen
 	for n, d := range ss.denials {
-		if d.lastRFQ <= ss.rfqSeen {
+		if d.lastRFQ <= seen {
 			delete(ss.denials, n)
 		}
 	}
 	ss.denyMu.Unlock()
+	// Statements of this batch still queued were skipped after an error.
+	ss.flightMu.Lock()
+	i := 0
+	for i < len(ss.flight) && ss.flight[i].lastRFQ <= seen {
+		i++
+	}
+	ss.flight = ss.flight[i:]
+	ss.flightMu.Unlock()
+	u.rows, u.bytes = 0, 0
 }
