@@ -11,11 +11,12 @@ import (
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/policytest"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
 )
 
 func policyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Check and explain policy without touching any backend"}
+	cmd := &cobra.Command{Use: "policy", Short: "Check, explain and test policy without touching any backend"}
 	var path string
 	cmd.PersistentFlags().StringVarP(&path, "config", "c", "warden.yaml", "configuration file")
 
@@ -90,8 +91,88 @@ func policyCmd() *cobra.Command {
 	explain.Flags().StringArrayVar(&claims, "claim", nil, "claim key=value for --sub (groups=analysts)")
 	explain.Flags().StringVar(&target, "target", "", "target name")
 	explain.Flags().StringVar(&sql, "sql", "", "SQL text")
-	cmd.AddCommand(check, explain)
+
+	var verbose bool
+	test := &cobra.Command{
+		Use:   "test [--verbose] TESTS.yaml",
+		Short: "Run table-driven policy tests (identity + request → expected decision); exit 1 if any fails, 2 if the files are invalid",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return &exitError{code: 2, msg: "policy test: give one test file: warden policy test --config warden.yaml tests.yaml"}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPolicyTests(cmd.OutOrStdout(), path, args[0], verbose)
+		},
+	}
+	test.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every case's decision, rule, reason and matching policies")
+	// Exit status 1 means "a policy test failed"; a usage mistake is not one.
+	test.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: 2, msg: "policy test: " + err.Error()}
+	})
+	cmd.AddCommand(check, explain, test)
 	return cmd
+}
+
+// runPolicyTests is `warden policy test`: one line per case, then the
+// summary "N passed, M failed". Exit status 0 when every case passes, 1
+// when any fails, 2 when the configuration or the test file is invalid.
+func runPolicyTests(w io.Writer, cfgPath, testsPath string, verbose bool) error {
+	invalid := func(err error) error { return &exitError{code: 2, msg: err.Error()} }
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return invalid(err)
+	}
+	eng, err := policy.Compile(cfg)
+	if err != nil {
+		return invalid(err)
+	}
+	suite, err := policytest.Load(testsPath)
+	if err != nil {
+		return invalid(err)
+	}
+	if err := suite.Validate(cfg); err != nil {
+		return invalid(err)
+	}
+	results := suite.Run(eng, cfg)
+	failed := 0
+	for _, r := range results {
+		if r.Passed {
+			fmt.Fprintln(w, oneLine("PASS "+r.Case.Name))
+		} else {
+			failed++
+			fmt.Fprintln(w, oneLine("FAIL "+r.Case.Name+": "+r.Message))
+		}
+		if verbose {
+			if r.Decided() {
+				d := r.Got
+				fmt.Fprintln(w, oneLine(fmt.Sprintf("    decision: %s by %s (policy %s)", d.Effect, d.Rule, orDash(d.Policy))))
+				fmt.Fprintln(w, oneLine("    reason:   "+d.Reason))
+			}
+			fmt.Fprintln(w, oneLine("    policies: "+orDash(strings.Join(r.Policies, ", "))))
+			for _, n := range r.Notes {
+				fmt.Fprintln(w, oneLine("    note:     "+n))
+			}
+		}
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", len(results)-failed, failed)
+	if failed > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("%d of %d policy tests failed", failed, len(results))}
+	}
+	return nil
+}
+
+// oneLine replaces control characters: case names and reasons (which can
+// quote identifiers from the SQL) must not break the one-line-per-case
+// output that CI logs and scripts read.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // principalFromClaims builds the identity `explain --sub` speaks for.

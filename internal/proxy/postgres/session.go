@@ -305,17 +305,17 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 		return nil, policy.Decision{Effect: policy.Deny, Rule: "builtin",
 			Reason: "warden could not parse the statement: " + err.Error()}, "42601"
 	}
-	var d policy.Decision
+	// The statements' own accesses first, exactly as `warden policy
+	// test` and `explain` decide them (EXECUTE's parameters are
+	// expressions evaluated now; CREATE TABLE ... AS EXECUTE creates a
+	// table). Then what EXECUTE runs.
+	d := ss.subject.DecideFacts(ss.target.Name, facts)
+	if d.Effect != policy.Allow {
+		return facts, d, "42501"
+	}
 	var pending map[string]*sqlfacts.Statement
 	for i := range facts.Statements {
 		st := &facts.Statements[i]
-		// The statement's own accesses first: EXECUTE's parameters are
-		// expressions evaluated now, and CREATE TABLE ... AS EXECUTE
-		// creates a table.
-		di := ss.subject.DecideStatement(ss.target.Name, st)
-		if di.Effect != policy.Allow {
-			return facts, di, "42501"
-		}
 		if st.ExecuteName != "" {
 			ps, ok := pending[st.ExecuteName]
 			if !ok {
@@ -326,12 +326,9 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 					Reason:  fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName),
 					Summary: fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName)}, "42501"
 			}
-			if di = ss.subject.DecideStatement(ss.target.Name, ps); di.Effect != policy.Allow {
+			if di := ss.subject.DecideStatement(ss.target.Name, ps); di.Effect != policy.Allow {
 				return facts, di, "42501"
 			}
-		}
-		if i == 0 {
-			d = di
 		}
 		if facts.Statements[i].PrepareName != "" {
 			name := facts.Statements[i].PrepareName
@@ -344,9 +341,6 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 			}
 			pending[name] = st
 		}
-	}
-	if len(facts.Statements) == 0 {
-		d = policy.Decision{Effect: policy.Allow, Rule: "builtin", Reason: "empty query"}
 	}
 	return facts, d, ""
 }
