@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,9 +30,23 @@ func TestAuditRecords(t *testing.T) {
 		t.Fatal("forged token accepted")
 	}
 
-	evs, err := e.gw.Store.Query(ctx, store.Query{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
+	// The session's end is recorded once warden sees the client go:
+	// wait for it, bounded.
+	var evs []audit.Event
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		evs, err = e.gw.Store.Query(ctx, store.Query{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := false
+		for _, ev := range evs {
+			ended = ended || ev.Kind == audit.KindSessionEnd && ev.Subject == "agent-7"
+		}
+		if ended || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	find := func(pred func(ev *audit.Event) bool) *audit.Event {
 		for i := range evs {
