@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,36 +22,45 @@ type exitError struct {
 func (e *exitError) Error() string { return e.msg }
 func (e *exitError) ExitCode() int { return e.code }
 
-func openStore(cmd *cobra.Command, path string) (*store.SQLite, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
+// openStore opens an existing audit store: the one named by --store, or
+// by the config's `store:` key. It never creates one: a missing log must
+// not verify as an empty, intact one.
+func openStore(cmd *cobra.Command, path, storePath string) (*store.SQLite, error) {
+	p := storePath
+	if p == "" {
+		cfg, err := config.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		if p, err = gateway.StorePath(cfg); err != nil {
+			return nil, err
+		}
 	}
-	p, err := gateway.StorePath(cfg)
-	if err != nil {
-		return nil, err
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("audit store %s: %w", p, err)
 	}
 	return store.OpenSQLite(cmd.Context(), p, store.Options{})
 }
 
 func auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read and check the audit log"}
-	var path string
+	var path, storePath string
 	cmd.PersistentFlags().StringVarP(&path, "config", "c", "warden.yaml", "configuration file (names the store)")
+	cmd.PersistentFlags().StringVar(&storePath, "store", "", "audit store file (SQLite); instead of reading --config, whose ${ENV} secrets must then be set")
 
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the audit log's hash chain; exit 1 naming the first broken record",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(cmd, path)
+			st, err := openStore(cmd, path, storePath)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			checked, firstBad, err := st.Verify(cmd.Context())
 			if firstBad != 0 {
-				return &exitError{code: 1, msg: fmt.Sprintf("audit chain broken at record %d (%d records checked): %v", firstBad, checked, err)}
+				return &exitError{code: 1, msg: fmt.Sprintf("%v (%d records checked before it)", err, checked)}
 			}
 			if err != nil {
 				return err
@@ -67,11 +77,16 @@ func auditCmd() *cobra.Command {
 		Short: "Print audit records as JSON lines (reads the local store)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(cmd, path)
+			st, err := openStore(cmd, path, storePath)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			switch q.Decision {
+			case "", "allow", "deny", "error":
+			default:
+				return fmt.Errorf("search: --decision must be allow, deny or error, not %q", q.Decision)
+			}
 			if since > 0 {
 				q.Since = time.Now().Add(-since)
 			}

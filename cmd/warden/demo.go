@@ -70,7 +70,10 @@ func demoCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			ctx := cmd.Context()
-			log := newLogger(cmd)
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			if dir == "" {
 				dir, err = os.MkdirTemp("", "warden-demo-")

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,7 +30,8 @@ func main() {
 	root.AddCommand(serveCmd(), demoCmd(), tokenCmd(), policyCmd(), auditCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "warden:", err)
-		if code, ok := err.(exitCoder); ok {
+		var code exitCoder
+		if errors.As(err, &code) {
 			os.Exit(code.ExitCode())
 		}
 		os.Exit(1)
@@ -38,11 +40,11 @@ func main() {
 
 type exitCoder interface{ ExitCode() int }
 
-func newLogger(cmd *cobra.Command) *slog.Logger {
+func newLogger(cmd *cobra.Command) (*slog.Logger, error) {
 	lvl, _ := cmd.Flags().GetString("log-level")
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(lvl)); err != nil {
-		l = slog.LevelInfo
+		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/gateway"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/policytest"
@@ -32,12 +34,21 @@ func policyCmd() *cobra.Command {
 			if _, err := policy.Compile(cfg); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %d targets, %d policies\n", path, len(cfg.Targets), len(cfg.Policies))
+			// What serve would refuse at start, check refuses too.
+			if _, err := gateway.StorePath(cfg); err != nil {
+				return err
+			}
+			if cfg.TLS != nil {
+				if _, err := tls.LoadX509KeyPair(cfg.Resolve(cfg.TLS.Cert), cfg.Resolve(cfg.TLS.Key)); err != nil {
+					return fmt.Errorf("tls: %w", err)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s: %s, %s\n", path, plural(len(cfg.Targets), "target"), plural(len(cfg.Policies), "policy"))
 			return nil
 		},
 	}
 
-	var token, sub, target, sql string
+	var token, sub, issuerFlag, target, sql string
 	var claims []string
 	explain := &cobra.Command{
 		Use:   "explain --target T --sql SQL (--token T | --sub S [--claim k=v]...)",
@@ -67,7 +78,9 @@ func policyCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				p = principalFromClaims(cfg, sub, cl)
+				if p, err = principalFromClaims(cfg, sub, issuerFlag, cl); err != nil {
+					return err
+				}
 			default:
 				return errors.New("explain: give --token, or --sub with --claim for an identity")
 			}
@@ -88,6 +101,10 @@ func policyCmd() *cobra.Command {
 	}
 	explain.Flags().StringVar(&token, "token", "", "an access token to verify against the configured issuers")
 	explain.Flags().StringVar(&sub, "sub", "", "explain for this subject without a token")
+	explain.Flags().StringVar(&issuerFlag, "issuer", "", "with --sub: the issuer the identity comes from (default: the first configured)")
+	explain.MarkFlagsMutuallyExclusive("token", "sub")
+	explain.MarkFlagRequired("target")
+	explain.MarkFlagRequired("sql")
 	explain.Flags().StringArrayVar(&claims, "claim", nil, "claim key=value for --sub (groups=analysts)")
 	explain.Flags().StringVar(&target, "target", "", "target name")
 	explain.Flags().StringVar(&sql, "sql", "", "SQL text")
@@ -175,27 +192,35 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// principalFromClaims builds the identity `explain --sub` speaks for.
-func principalFromClaims(cfg *config.Config, sub string, claims map[string]any) *identity.Principal {
-	claims["sub"] = sub
-	groupsClaim := "groups"
-	if len(cfg.Identity.OIDC) > 0 && cfg.Identity.OIDC[0].GroupsClaim != "" {
-		groupsClaim = cfg.Identity.OIDC[0].GroupsClaim
+// principalFromClaims builds the identity `explain --sub` speaks for,
+// the way `policy test` does: the groups claim of the chosen issuer (a
+// list, as a real token carries it) and iss/sub in the claims.
+func principalFromClaims(cfg *config.Config, sub, issuer string, claims map[string]any) (*identity.Principal, error) {
+	groupsClaim := config.DefaultGroupsClaim
+	for _, o := range cfg.Identity.OIDC {
+		if issuer == "" || o.Issuer == issuer {
+			if o.GroupsClaim != "" {
+				groupsClaim = o.GroupsClaim
+			}
+			break
+		}
 	}
-	var groups []string
-	switch g := claims[groupsClaim].(type) {
-	case []string:
-		groups = g
-	case []any:
-		for _, x := range g {
-			if s, ok := x.(string); ok {
-				groups = append(groups, s)
+	for k, v := range claims {
+		switch v := v.(type) {
+		case []string:
+			l := make([]any, len(v))
+			for i, x := range v {
+				l[i] = x
+			}
+			claims[k] = l
+		case string:
+			if k == groupsClaim {
+				claims[k] = []any{v}
 			}
 		}
-	case string:
-		groups = []string{g}
 	}
-	return &identity.Principal{Subject: sub, Groups: groups, Claims: claims}
+	c := policytest.Case{Identity: policytest.Identity{Sub: sub, Issuer: issuer, Claims: claims}}
+	return c.Principal(cfg)
 }
 
 func explainSQL(w io.Writer, s *policy.Subject, target, schema, sql string) error {
@@ -205,7 +230,7 @@ func explainSQL(w io.Writer, s *policy.Subject, target, schema, sql string) erro
 	}
 	facts, err := sqlfacts.Extract(sql, sqlfacts.Options{Schema: schema})
 	if err != nil {
-		fmt.Fprintf(w, "decision: deny\nreason:   warden could not parse the statement: %v\n", err)
+		fmt.Fprintf(w, "decision: deny\npolicy:   -\nrule:     %s\nreason:   warden could not parse the statement: %v\n", policy.RuleBuiltin, err)
 		return &exitError{code: 2, msg: "denied"}
 	}
 	for i, st := range facts.Statements {
@@ -231,4 +256,14 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if strings.HasSuffix(word, "y") {
+		return fmt.Sprintf("%d %sies", n, word[:len(word)-1])
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -34,11 +34,15 @@ development issuer, as 'warden demo' does. Never use this in production.`,
 			if sub == "" {
 				return fmt.Errorf("token: --sub is required")
 			}
-			dev, err := identity.LoadOrCreateDevKey(keyPath)
+			// Check every flag before touching the key file.
+			cl, err := identity.ParseClaimFlags(claims)
 			if err != nil {
 				return err
 			}
-			cl, err := identity.ParseClaimFlags(claims)
+			if ttl <= 0 {
+				return fmt.Errorf("token: --ttl must be positive")
+			}
+			dev, err := identity.LoadOrCreateDevKey(keyPath)
 			if err != nil {
 				return err
 			}
