@@ -435,3 +435,34 @@ func expiredToken(t *testing.T, e *env) string {
 	}
 	return tok
 }
+
+// A client asking for an encoding in which a multibyte character can end
+// in a backslash (SJIS, under any spelling PostgreSQL accepts) gets a
+// UTF8 session: otherwise E'ぁ\'; DELETE ...' would be one string to
+// warden and a DELETE to the server.
+func TestClientEncodingPinned(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	before := count(t, "SELECT count(*) FROM orders")
+	for _, enc := range []string{"SJIS", "s.jis", "S.J.I.S", "(big5)", "gb 18030", "LATIN1"} {
+		cfg, err := pgconn.ParseConfig(e.connString(e.token("agent-1", "analysts")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["client_encoding"] = enc
+		pc, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", enc, err)
+		}
+		if got := pc.ParameterStatus("client_encoding"); got != "UTF8" {
+			t.Errorf("client_encoding=%q: session encoding %q, want UTF8", enc, got)
+		}
+		// The SJIS bytes 81 5C are one character there; in UTF-8 they
+		// are invalid, and warden refuses invalid UTF-8.
+		pc.Exec(ctx, "SELECT E'\x81\\'; DELETE FROM orders; --'").ReadAll()
+		pc.Close(ctx)
+	}
+	if after := count(t, "SELECT count(*) FROM orders"); after != before {
+		t.Fatalf("orders changed: %d -> %d", before, after)
+	}
+}

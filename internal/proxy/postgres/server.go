@@ -232,14 +232,21 @@ var startupParams = map[string]bool{
 	"geqo":                                true,
 }
 
-// unsafeClientEncodings are client encodings in which the second byte of
-// a multibyte character can be an ASCII backslash: the server would see a
-// different string boundary than warden's UTF-8 parser does. PostgreSQL
-// forbids them as server encodings for the same reason ("24.3.1 Supported
-// Character Sets").
+// safeClientEncodings are the client encodings warden forwards, as
+// PostgreSQL's clean_encoding_name writes them (lower case, letters and
+// digits only; src/common/encnames.c). Only UTF-8: in SJIS, BIG5, GBK,
+// GB18030 or JOHAB the second byte of a character can be an ASCII
+// backslash, so the server would see a different string boundary than
+// warden's UTF-8 parser does ("24.3.1 Supported Character Sets"). An
+// allowlist, because PostgreSQL accepts many spellings of those names.
+var safeClientEncodings = map[string]bool{"utf8": true, "unicode": true}
+
+// unsafeClientEncodings are client-only encodings whose trail bytes can
+// be ASCII, by their cleaned names; kept for tests and documentation.
 var unsafeClientEncodings = map[string]bool{
-	"sjis": true, "shift_jis_2004": true, "big5": true, "gbk": true, "gb18030": true, "johab": true,
-	"shiftjis": true, "mskanji": true, "win932": true, "windows932": true, "win936": true, "windows936": true, "cp932": true, "cp936": true, "win950": true, "windows950": true, "cp950": true,
+	"sjis": true, "shiftjis": true, "shiftjis2004": true, "mskanji": true, "win932": true, "windows932": true, "cp932": true,
+	"big5": true, "win950": true, "windows950": true, "cp950": true,
+	"gbk": true, "win936": true, "windows936": true, "cp936": true, "gb18030": true, "johab": true,
 }
 
 // isLoopback reports whether addr is a loopback address.
@@ -371,7 +378,7 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	}
 	// Read the password with warden's own framing, from the same
 	// buffered reader the session will use: nothing read ahead is lost.
-	mr := msgReader{r: br, max: s.cfg.MaxTokenBytes}
+	mr := msgReader{r: br, max: s.cfg.MaxTokenBytes + 1} // + the NUL
 	typ, body, err := mr.next()
 	if err != nil {
 		// A client that hangs up at the password prompt (psql does, to
@@ -421,7 +428,10 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 		if !startupParams[lk] {
 			continue
 		}
-		if lk == "client_encoding" && (unsafeClientEncodings[normEncoding(v)] || strings.EqualFold(v, "auto")) {
+		if lk == "client_encoding" && !safeClientEncodings[normEncoding(v)] {
+			// Anything but UTF-8 is dropped, not filtered: the session
+			// stays UTF8, which is what warden's parser reads, and the
+			// client learns it from ParameterStatus.
 			continue
 		}
 		params[lk] = v
@@ -434,6 +444,9 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	// temporary table can never shadow a real one ("5.9.3 The Schema
 	// Search Path"). sqlfacts resolves names in exactly this order.
 	params["search_path"] = quoteIdent(t.Schema) + ", pg_temp"
+	if _, ok := params["client_encoding"]; !ok {
+		params["client_encoding"] = "UTF8"
+	}
 	params["standard_conforming_strings"] = "on"
 	params["backslash_quote"] = "safe_encoding"
 	ucfg.RuntimeParams = params
@@ -534,14 +547,19 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	}
 }
 
+// normEncoding cleans an encoding name as PostgreSQL's
+// clean_encoding_name does: letters and digits only, lower case.
 func normEncoding(v string) string {
-	v = strings.ToLower(strings.TrimSpace(v))
-	v = strings.NewReplacer("-", "", "_", "").Replace(v)
-	switch v {
-	case "shiftjis2004":
-		return "shift_jis_2004"
+	var b strings.Builder
+	for _, r := range v {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(r + ('a' - 'A'))
+		}
 	}
-	return v
+	return b.String()
 }
 
 // quoteIdent quotes a PostgreSQL identifier when it needs quoting.
@@ -634,7 +652,7 @@ func readStartup(br *bufio.Reader) (pgproto3.FrontendMessage, error) {
 		return nil, err
 	}
 	n := int(int32(binary.BigEndian.Uint32(h)))
-	if n < 8 || n > maxStartupPacket {
+	if n < 8 || n-4 > maxStartupPacket {
 		return nil, fmt.Errorf("invalid startup packet length %d", n)
 	}
 	buf := make([]byte, n)
