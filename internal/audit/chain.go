@@ -19,35 +19,98 @@ import (
 // who can rewrite the whole table can recompute every hash. Anchoring the
 // head hash elsewhere (a log shipper, a signed checkpoint) closes that gap
 // and needs nothing more than HashSize bytes per anchor.
+//
+// # Versions
+//
+// The canonical encoding is versioned. Each version has its own domain
+// string inside the hash, so a record hashed under one version can never
+// verify under another, and a store keeps each record's version next to
+// its hash. Version 1 covers the fields Event had before Seq; version 2
+// (HashVersion, what Hash computes) adds Seq, Fingerprint, ParamsHash,
+// DurationUS, Rows and Bytes. Old records keep verifying under the version
+// they were written with; a version-1 record with any version-2 field set
+// does not verify, because version 1 cannot vouch for that field.
+//
+// # Pruned chains
+//
+// A chain need not start at record 1: a store that deletes its oldest
+// records keeps an anchor, the id of the first remaining record and the
+// prev_hash it must carry, and verification starts there
+// (ChainVerifier.Start). So that a forged anchor (deleting a prefix and
+// writing a matching anchor) is caught too, the store writes a record of
+// kind KindPrune into the chain each time it prunes; its Request states
+// the new anchor, and the hash chain vouches for it.
 
 // HashSize is the length of a chain hash (SHA-256).
 const HashSize = sha256.Size
 
+// HashVersion is the version of the canonical encoding Hash computes, the
+// one new records are written with.
+const HashVersion = 2
+
+// KindPrune is the kind of the record a store appends to the chain, in
+// the transaction that deletes the chain's oldest records, to attest the
+// new anchor. Only the store writes it; a Sink refuses it from callers.
+const KindPrune = "audit.prune"
+
 // GenesisHash is the prev_hash of the first record in a chain.
 var GenesisHash = make([]byte, HashSize)
 
-// chainDomain separates warden audit-chain hashes from any other SHA-256
-// use, and versions the canonical encoding: change it whenever the
-// encoding below changes, so old and new records can never be confused.
-const chainDomain = "warden.audit.chain.v1"
+// chainDomains separate warden audit-chain hashes from any other SHA-256
+// use and name the version of the canonical encoding. Add a version (and
+// a domain) whenever the encoding changes; never edit a released one.
+var chainDomains = [...]string{
+	1: "warden.audit.chain.v1",
+	2: "warden.audit.chain.v2",
+}
 
 // Hash returns the chain hash of ev given the hash of the record before it
-// (GenesisHash for the first record):
+// (GenesisHash for the first record), under HashVersion:
 //
 //	SHA-256( enc(domain) || enc(prev) || enc(ev.ID) || enc(time) || enc(field)... )
 //
 // where strings and byte slices are encoded as an 8-byte big-endian length
 // followed by the bytes, integers as 8 bytes big-endian, Time as UTC
 // RFC 3339 with nanoseconds, and Groups as a count followed by each group.
-// Length prefixes make the encoding unambiguous (no field can absorb its
-// neighbour), and no map or JSON encoder is involved, so it is
+// The fields follow in declaration order: Kind through Error (version 1),
+// then Seq, Fingerprint, ParamsHash, DurationUS, Rows, Bytes (added in
+// version 2). Length prefixes make the encoding unambiguous (no field can
+// absorb its neighbour), and no map or JSON encoder is involved, so it is
 // deterministic across Go versions and across store implementations.
 //
 // Every field of Event is covered; a test fails if Event gains a field that
 // Hash does not know about.
 func Hash(prev []byte, ev *Event) []byte {
+	h, err := HashWithVersion(HashVersion, prev, ev)
+	if err != nil {
+		panic(err) // unreachable: the current version encodes every field
+	}
+	return h
+}
+
+// HashWithVersion returns the chain hash of ev under the given version of
+// the canonical encoding (see Hash). It fails for an unknown version, and
+// for a version that cannot represent a field ev has set: a version-1 hash
+// says nothing about Seq, so a record claiming version 1 must not have one.
+func HashWithVersion(version int, prev []byte, ev *Event) ([]byte, error) {
+	if version < 1 || version >= len(chainDomains) {
+		return nil, fmt.Errorf("unknown hash version %d", version)
+	}
+	if version < 2 {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"seq", ev.Seq != 0}, {"fingerprint", ev.Fingerprint != ""}, {"params_hash", ev.ParamsHash != ""},
+			{"duration_us", ev.DurationUS != 0}, {"rows", ev.Rows != 0}, {"bytes", ev.Bytes != 0},
+		} {
+			if f.set {
+				return nil, fmt.Errorf("field %s is set, but hash version %d does not cover it", f.name, version)
+			}
+		}
+	}
 	e := chainEncoder{h: sha256.New()}
-	e.str(chainDomain)
+	e.str(chainDomains[version])
 	e.bytes(prev)
 	e.int(ev.ID)
 	e.str(ev.Time.UTC().Format(time.RFC3339Nano))
@@ -71,7 +134,15 @@ func Hash(prev []byte, ev *Event) []byte {
 	e.str(ev.Rule)
 	e.str(ev.Reason)
 	e.str(ev.Error)
-	return e.h.Sum(nil)
+	if version >= 2 {
+		e.int(ev.Seq)
+		e.str(ev.Fingerprint)
+		e.str(ev.ParamsHash)
+		e.int(ev.DurationUS)
+		e.int(ev.Rows)
+		e.int(ev.Bytes)
+	}
+	return e.h.Sum(nil), nil
 }
 
 // chainEncoder writes the length-prefixed canonical encoding into a hash.
@@ -114,24 +185,48 @@ func (e *ChainError) Is(target error) bool { return target == ErrChainBroken }
 
 // ChainVerifier checks stored records one at a time, in id order, so a
 // store can verify a chain of any length while streaming it. Ids are
-// expected to be contiguous from 1, which is what lets a deleted record be
-// named rather than merely noticed. The zero value is ready to use.
+// expected to be contiguous from the start (1, or the anchor given to
+// Start), which is what lets a deleted record be named rather than merely
+// noticed. The zero value verifies a chain from its genesis.
 type ChainVerifier struct {
-	next    int64  // id the next record must have (0 means 1)
-	prev    []byte // stored hash of the last good record
+	started bool
+	next    int64  // id the next record must have
+	prev    []byte // stored hash of the last good record (the anchor's prev_hash at first)
+	version int    // highest hash version seen; versions never go back
 	checked int64
+}
+
+// Start makes the verifier expect the chain to begin at record firstID,
+// whose prev_hash must be prevHash: the anchor a store keeps after deleting
+// its oldest records, or the first line of a partial export. It must be
+// called before the first Next; without it the chain starts at record 1
+// with GenesisHash.
+func (v *ChainVerifier) Start(firstID int64, prevHash []byte) {
+	v.started, v.next, v.prev = true, firstID, bytes.Clone(prevHash)
+}
+
+func (v *ChainVerifier) init() {
+	if !v.started {
+		v.Start(1, GenesisHash)
+	}
 }
 
 // Checked returns how many records have verified so far.
 func (v *ChainVerifier) Checked() int64 { return v.checked }
 
-// Next checks one stored record: ev as read back (ev.ID set) and the
-// prev_hash and hash stored with it. It returns a *ChainError naming the
-// first bad record; after an error the verifier should not be used again.
+// Next checks one stored record written under HashVersion: ev as read back
+// (ev.ID set) and the prev_hash and hash stored with it. It is
+// NextVersion(HashVersion, …).
 func (v *ChainVerifier) Next(ev *Event, prevHash, hash []byte) error {
-	if v.next == 0 {
-		v.next, v.prev = 1, GenesisHash
-	}
+	return v.NextVersion(HashVersion, ev, prevHash, hash)
+}
+
+// NextVersion checks one stored record: its hash version, ev as read back
+// (ev.ID set), and the prev_hash and hash stored with it. It returns a
+// *ChainError naming the first bad record; after an error the verifier
+// should not be used again.
+func (v *ChainVerifier) NextVersion(version int, ev *Event, prevHash, hash []byte) error {
+	v.init()
 	switch {
 	case ev.ID > v.next:
 		return &ChainError{ID: v.next, Reason: fmt.Sprintf("record missing (next stored record is %d)", ev.ID)}
@@ -139,10 +234,20 @@ func (v *ChainVerifier) Next(ev *Event, prevHash, hash []byte) error {
 		return &ChainError{ID: ev.ID, Reason: fmt.Sprintf("unexpected record id (expected %d)", v.next)}
 	case !bytes.Equal(prevHash, v.prev):
 		return &ChainError{ID: ev.ID, Reason: "prev_hash does not match the hash of the previous record"}
-	case !bytes.Equal(hash, Hash(v.prev, ev)):
+	case version < v.version:
+		// No writer goes back to an older encoding (a store refuses a
+		// schema newer than it knows), so this is an edited record.
+		return &ChainError{ID: ev.ID, Reason: fmt.Sprintf("hash version %d after a record of version %d", version, v.version)}
+	}
+	want, err := HashWithVersion(version, v.prev, ev)
+	if err != nil {
+		return &ChainError{ID: ev.ID, Reason: err.Error()}
+	}
+	if !bytes.Equal(hash, want) {
 		return &ChainError{ID: ev.ID, Reason: "hash does not match the record's contents"}
 	}
 	v.prev = hash
+	v.version = version
 	v.next++
 	v.checked++
 	return nil
@@ -152,7 +257,8 @@ func (v *ChainVerifier) Next(ev *Event, prevHash, hash []byte) error {
 // recorded alongside it (the id and hash of the last record it wrote), so
 // that removing records from the end is detected too.
 func (v *ChainVerifier) Finish(headID int64, headHash []byte) error {
-	last := v.checked // ids are contiguous from 1, so the last id is the count
+	v.init()
+	last := v.next - 1 // ids are contiguous from the start
 	switch {
 	case headID > last:
 		return &ChainError{ID: last + 1, Reason: fmt.Sprintf("record missing (chain head says the last record is %d)", headID)}

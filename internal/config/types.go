@@ -30,6 +30,7 @@ type Config struct {
 	Targets  []Target `yaml:"targets"`
 	Policies []Policy `yaml:"policies"`
 	Limits   Limits   `yaml:"limits"`
+	Audit    Audit    `yaml:"audit,omitempty"`
 
 	file  string         // Path, or "config" when Path is empty; for messages
 	lines map[string]int // key path → line, recorded by Parse
@@ -182,4 +183,15 @@ func (c *Config) ErrorAt(path, msg string) *Error {
 		file = "config"
 	}
 	return &Error{File: file, Line: c.Line(path), Path: path, Msg: msg}
+}
+
+// Audit tunes the audit log.
+type Audit struct {
+	// Retention is how long records are kept; older ones are pruned
+	// (from the start of the hash chain, which stays verifiable). Default
+	// 0: keep forever.
+	Retention time.Duration `yaml:"retention,omitempty"`
+	// MaxRequestBytes bounds the SQL text stored in one record; the
+	// record's digest always covers the whole text. Default 4096.
+	MaxRequestBytes int `yaml:"max_request_bytes,omitempty"`
 }

@@ -338,6 +338,14 @@ func (v *validator) rule(p string, r Rule, targets map[string]string, deny bool)
 }
 
 func (v *validator) limits() {
+	if v.c.Audit.Retention < 0 {
+		v.errorf("audit.retention", "must not be negative")
+	} else if v.c.Audit.Retention > 0 && v.c.Audit.Retention < time.Hour {
+		v.errorf("audit.retention", "%v is shorter than an hour; an audit log that forgets that fast is not one", v.c.Audit.Retention)
+	}
+	if v.c.Audit.MaxRequestBytes < 0 {
+		v.errorf("audit.max_request_bytes", "must be positive")
+	}
 	l := v.c.Limits
 	if l.MaxMessageBytes < 0 || l.MaxMessageBytes > maxMessageBytesCap {
 		v.errorf("limits.max_message_bytes", "must be between 1 and %d", maxMessageBytesCap)

@@ -18,8 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/admin"
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/metrics"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/proxy/postgres"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
@@ -36,9 +38,12 @@ type Options struct {
 type Gateway struct {
 	cfg    *config.Config
 	log    *slog.Logger
-	Store  *store.SQLite
-	Policy *policy.Engine
-	PG     *postgres.Server
+	Store       *store.SQLite
+	Policy      *policy.Engine
+	PG          *postgres.Server
+	Metrics     *metrics.Metrics
+	Revocations *identity.Revocations
+	Admin       *admin.API
 
 	pgLn   net.Listener
 	httpLn net.Listener
@@ -69,10 +74,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	g = &Gateway{cfg: cfg, log: opts.Logger}
+	gw := &Gateway{cfg: cfg, log: opts.Logger}
+	g = gw
 	defer func() {
+		// Every error return sets g to nil; clean up what was started
+		// through gw.
 		if err != nil {
-			g.Close()
+			gw.Close()
 			g = nil
 		}
 	}()
@@ -80,15 +88,36 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g.Store, err = store.OpenSQLite(ctx, path, store.Options{Logger: opts.Logger})
+	gw.Metrics = metrics.New(func() float64 {
+		if gw.Store == nil {
+			return 0
+		}
+		return float64(gw.Store.Stats().QueueDepth)
+	})
+	gw.Store, err = store.OpenSQLite(ctx, path, store.Options{
+		Logger:    opts.Logger,
+		Retention: cfg.Audit.Retention,
+		OnCommit:  gw.Metrics.AuditCommit,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	verifier, err := identity.NewOIDC(ctx, cfg.Identity.OIDC, identity.Options{Logger: opts.Logger, HTTPClient: opts.HTTPClient})
+	// Revoked subjects survive restarts; a revoked subject is refused by
+	// every protocol and by the admin API.
+	gw.Revocations = &identity.Revocations{}
+	revs, err := gw.Store.Revocations(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g.Policy, err = policy.Compile(cfg)
+	for _, r := range revs {
+		gw.Revocations.Revoke(r.Subject)
+	}
+	oidc, err := identity.NewOIDC(ctx, cfg.Identity.OIDC, identity.Options{Logger: opts.Logger, HTTPClient: opts.HTTPClient})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	verifier := identity.WithRevocations(oidc, gw.Revocations)
+	gw.Policy, err = policy.Compile(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -111,13 +140,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	g.PG, err = postgres.NewServer(postgres.Config{
+	gw.PG, err = postgres.NewServer(postgres.Config{
 		Targets:          targets,
 		Verifier:         verifier,
-		Policy:           g.Policy,
+		Policy:           gw.Policy,
 		Facts:            sqlfacts.NewCache(10000),
-		Audit:            g.Store,
+		Audit:            gw.Store,
 		Logger:           opts.Logger,
+		Metrics:          gw.Metrics,
+		MaxAuditText:     cfg.Audit.MaxRequestBytes,
 		TLS:              tlsCfg,
 		AllowPlaintext:   cfg.TLS != nil && cfg.TLS.AllowPlaintextPasswords,
 		MaxMessageBytes:  cfg.Limits.MaxMessageBytes,
@@ -127,34 +158,46 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	gw.Admin, err = admin.New(admin.Config{
+		Verifier: verifier,
+		IsAdmin:  gw.Policy.IsAdmin,
+		Audit:    gw.Store,
+		Sessions: sessions{gw.PG},
+		Revoker:  revoker{gw},
+		Record:   gw.Store,
+		Logger:   opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	if cfg.Listen.Postgres != "" {
-		g.pgLn, err = net.Listen("tcp", cfg.Listen.Postgres)
+		gw.pgLn, err = net.Listen("tcp", cfg.Listen.Postgres)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: listen postgres: %w", err)
 		}
-		g.wg.Add(1)
+		gw.wg.Add(1)
 		go func() {
-			defer g.wg.Done()
-			if err := g.PG.Serve(g.pgLn); err != nil && !errors.Is(err, net.ErrClosed) {
-				g.log.Error("postgres listener stopped", "err", err)
+			defer gw.wg.Done()
+			if err := gw.PG.Serve(gw.pgLn); err != nil && !errors.Is(err, net.ErrClosed) {
+				gw.log.Error("postgres listener stopped", "err", err)
 			}
 		}()
 	}
 	if cfg.Listen.HTTP != "" {
-		g.httpLn, err = net.Listen("tcp", cfg.Listen.HTTP)
+		gw.httpLn, err = net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: listen http: %w", err)
 		}
-		g.httpSrv = &http.Server{Handler: g.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
-		g.wg.Add(1)
+		gw.httpSrv = &http.Server{Handler: gw.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		gw.wg.Add(1)
 		go func() {
-			defer g.wg.Done()
-			if err := g.httpSrv.Serve(g.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				g.log.Error("http listener stopped", "err", err)
+			defer gw.wg.Done()
+			if err := gw.httpSrv.Serve(gw.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				gw.log.Error("http listener stopped", "err", err)
 			}
 		}()
 	}
-	return g, nil
+	return gw, nil
 }
 
 // PostgresAddr is the PostgreSQL listener's address (nil if none).
@@ -175,6 +218,8 @@ func (g *Gateway) HTTPAddr() net.Addr {
 
 func (g *Gateway) httpHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", g.Metrics.Handler())
+	mux.Handle("/api/", g.Admin)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -214,4 +259,32 @@ func (g *Gateway) Close() error {
 		return g.Store.Close()
 	}
 	return nil
+}
+
+// sessions adapts the PostgreSQL proxy's sessions to the admin API.
+type sessions struct{ pg *postgres.Server }
+
+func (s sessions) List() []admin.Session {
+	infos := s.pg.Sessions()
+	out := make([]admin.Session, len(infos))
+	for i, in := range infos {
+		out[i] = admin.Session(in)
+	}
+	return out
+}
+
+func (s sessions) Terminate(id, reason string) bool { return s.pg.Terminate(id, reason) }
+
+func (s sessions) TerminateSubject(sub, reason string) int { return s.pg.TerminateSubject(sub, reason) }
+
+// revoker revokes a subject: recorded durably first, then refused by
+// every verifier, then its open sessions are closed at once.
+type revoker struct{ g *Gateway }
+
+func (r revoker) Revoke(ctx context.Context, subject, by, reason string) (int, error) {
+	if err := r.g.Store.Revoke(ctx, subject, by, reason); err != nil {
+		return 0, err
+	}
+	r.g.Revocations.Revoke(subject)
+	return r.g.PG.TerminateSubject(subject, "access revoked: "+reason), nil
 }

@@ -1,6 +1,6 @@
-// Package store holds warden's own state: the durable audit log now, and
-// later reviews and revocations. It owns the SQL schema, its migrations and
-// the write path; it knows nothing about wire protocols, policy or
+// Package store holds warden's own state: the durable audit log and the
+// revoked subjects (later reviews). It owns the SQL schema, its migrations
+// and the write path; it knows nothing about wire protocols, policy or
 // identity, only the records they produce.
 //
 // # SQLite
@@ -26,7 +26,18 @@
 //   - Tamper evidence. Every row carries prev_hash and hash (audit.Hash),
 //     forming a chain that Verify walks; a one-row table,
 //     audit_chain_head, records the last id and hash in the same
-//     transaction, so truncating the tail is detected too.
+//     transaction, so truncating the tail is detected too. Each row also
+//     stores the hash_version it was hashed with: rows written before
+//     schema version 2 are version 1 and keep verifying as such (see
+//     audit.HashWithVersion).
+//
+// Everything that writes (event batches, Prune, Revoke, Unrevoke) runs on
+// the one writer goroutine, each in its own transaction, so the chain head
+// has a single writer. Retention (Options.Retention, Prune) deletes only a
+// prefix of the chain and leaves an anchor that Verify starts from; the
+// prune itself is a record in the chain (audit.KindPrune). Export writes a
+// stretch of the chain as JSON lines that audit.VerifyLines re-verifies
+// without the database.
 //
 // The store fails closed: if the queue is full Record waits until its
 // context ends and then returns an error; if a commit fails every waiter in

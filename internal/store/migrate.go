@@ -53,6 +53,43 @@ CREATE TABLE audit_chain_head (
 ) STRICT;
 INSERT INTO audit_chain_head (singleton, last_id, last_hash) VALUES (1, 0, zeroblob(32));
 `},
+	{2, `
+-- Result and statement-identity fields (audit.Event gained them with hash
+-- version 2). Rows written before this step keep zeros, which is what
+-- hash version 1 requires of them.
+ALTER TABLE audit_events ADD COLUMN seq         INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE audit_events ADD COLUMN fingerprint TEXT    NOT NULL DEFAULT '';
+ALTER TABLE audit_events ADD COLUMN params_hash TEXT    NOT NULL DEFAULT '';
+ALTER TABLE audit_events ADD COLUMN duration_us INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE audit_events ADD COLUMN row_count   INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE audit_events ADD COLUMN byte_count  INTEGER NOT NULL DEFAULT 0;
+-- The canonical encoding each row's hash was computed with
+-- (audit.HashWithVersion). Every row before this step is version 1.
+ALTER TABLE audit_events ADD COLUMN hash_version INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX audit_events_session ON audit_events (session_id, id);
+
+-- Where the chain starts once its oldest records have been pruned: the
+-- id of the first remaining record and the prev_hash it must carry. No
+-- row means the chain starts at record 1 with the genesis hash.
+CREATE TABLE audit_chain_anchor (
+	singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+	first_id  INTEGER NOT NULL,
+	prev_hash BLOB NOT NULL
+) STRICT;
+
+-- Revoked subjects. A row is one revocation; lifting it fills lifted_*,
+-- so who revoked and who restored whom is kept.
+CREATE TABLE revocations (
+	id         INTEGER PRIMARY KEY,
+	subject    TEXT NOT NULL,
+	revoked_by TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	revoked_at TEXT NOT NULL, -- timeLayout, UTC
+	lifted_by  TEXT,          -- NULL while in force
+	lifted_at  TEXT
+) STRICT;
+CREATE UNIQUE INDEX revocations_in_force ON revocations (subject) WHERE lifted_at IS NULL;
+`},
 }
 
 // migrate brings db to the newest schema version. It is idempotent and

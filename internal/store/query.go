@@ -15,10 +15,12 @@ import (
 // Query selects audit events. Empty fields do not filter; set fields are
 // combined with AND.
 type Query struct {
-	Subject  string // exact match
-	Target   string // exact match
-	Decision string // exact match (audit.Allow, audit.Deny, audit.Error)
-	Kind     string // exact match (audit.Kind*)
+	Subject   string   // exact match
+	Target    string   // exact match
+	Decision  string   // exact match (audit.Allow, audit.Deny, audit.Error)
+	Kind      string   // exact match (audit.Kind*)
+	Kinds     []string // any of these kinds; with Kind, both must match
+	SessionID string   // exact match: one client connection's records
 
 	Since time.Time // Time >= Since; zero: unbounded
 	Until time.Time // Time < Until; zero: unbounded
@@ -49,7 +51,17 @@ const (
 
 const selectEvent = `SELECT id, time, kind, session_id, protocol, target, client,
 	subject, issuer, groups, token_id,
-	request, request_hash, stmt_kind, decision, policy, rule, reason, error`
+	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
+	seq, fingerprint, params_hash, duration_us, row_count, byte_count`
+
+// selectLink follows selectEvent when the chain link is wanted too.
+const selectLink = `, hash_version, prev_hash, hash`
+
+// link is a record's place in the hash chain, as stored.
+type link struct {
+	version    int
+	prev, hash []byte
+}
 
 // Query returns the events matching q, in id order (descending if
 // q.Newest). It reads from a snapshot and never blocks the writer.
@@ -62,9 +74,16 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]audit.Event, error) {
 	}
 	for _, f := range []struct{ col, val string }{
 		{"subject", q.Subject}, {"target", q.Target}, {"decision", q.Decision}, {"kind", q.Kind},
+		{"session_id", q.SessionID},
 	} {
 		if f.val != "" {
 			add(f.col+" = ?", f.val)
+		}
+	}
+	if len(q.Kinds) > 0 {
+		where = append(where, "kind IN (?"+strings.Repeat(", ?", len(q.Kinds)-1)+")")
+		for _, k := range q.Kinds {
+			args = append(args, k)
 		}
 	}
 	if !q.Since.IsZero() {
@@ -113,7 +132,7 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]audit.Event, error) {
 	var out []audit.Event
 	for rows.Next() {
 		var ev audit.Event
-		if err := scanEvent(rows, &ev, nil, nil); err != nil {
+		if err := scanEvent(rows, &ev, nil); err != nil {
 			return nil, fmt.Errorf("store: query: %w", err)
 		}
 		out = append(out, ev)
@@ -128,17 +147,18 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]audit.Event, error) {
 // Verify reports it as a broken record rather than as an I/O failure.
 var errBadRow = errors.New("undecodable row")
 
-// scanEvent reads one row of selectEvent (plus prev_hash and hash when
-// prev is non-nil) into ev.
-func scanEvent(rows *sql.Rows, ev *audit.Event, prev, hash *[]byte) error {
+// scanEvent reads one row of selectEvent (plus selectLink when l is not
+// nil) into ev.
+func scanEvent(rows *sql.Rows, ev *audit.Event, l *link) error {
 	var ts, groups string
 	dest := []any{
 		&ev.ID, &ts, &ev.Kind, &ev.SessionID, &ev.Protocol, &ev.Target, &ev.Client,
 		&ev.Subject, &ev.Issuer, &groups, &ev.TokenID,
 		&ev.Request, &ev.RequestHash, &ev.StmtKind, &ev.Decision, &ev.Policy, &ev.Rule, &ev.Reason, &ev.Error,
+		&ev.Seq, &ev.Fingerprint, &ev.ParamsHash, &ev.DurationUS, &ev.Rows, &ev.Bytes,
 	}
-	if prev != nil {
-		dest = append(dest, prev, hash)
+	if l != nil {
+		dest = append(dest, &l.version, &l.prev, &l.hash)
 	}
 	if err := rows.Scan(dest...); err != nil {
 		return fmt.Errorf("scan: %w", err)
@@ -156,8 +176,15 @@ func scanEvent(rows *sql.Rows, ev *audit.Event, prev, hash *[]byte) error {
 
 // Verify walks the whole audit chain in id order inside one read
 // transaction (a consistent snapshot; the writer is not blocked) and
-// checks every record's hash, its link to the record before it, that ids
-// are contiguous, and that the last record matches audit_chain_head.
+// checks every record's hash under the version stored with it, its link
+// to the record before it, that ids are contiguous from the chain's start,
+// and that the last record matches audit_chain_head.
+//
+// The chain starts at record 1, or, once Prune has deleted a prefix, at
+// the anchor Prune recorded (audit_chain_anchor). An anchor must be the
+// one stated by the last KindPrune record in the chain, so that deleting
+// more of the prefix and rewriting the anchor to match is detected as
+// well as deleting the anchor row (the chain then no longer starts at 1).
 //
 // It returns the number of records that verified. If the chain is broken,
 // firstBad is the id of the first bad record (altered, or missing) and err
@@ -172,19 +199,29 @@ func (s *SQLite) Verify(ctx context.Context) (checked, firstBad int64, err error
 	defer tx.Rollback() // read-only; nothing to keep
 
 	// The head is read first: SQLite takes the read snapshot at the first
-	// SELECT of the transaction, so head and rows are from the same one.
+	// SELECT of the transaction, so head, anchor and rows are from the
+	// same one.
 	var headID int64
 	var headHash []byte
 	if err := tx.QueryRowContext(ctx, `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`).Scan(&headID, &headHash); err != nil {
 		return 0, 0, fmt.Errorf("store: verify: read chain head: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, selectEvent+", prev_hash, hash FROM audit_events ORDER BY id")
+	anc, err := readAnchor(ctx, tx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: verify: %w", err)
+	}
+	// Every row, not only those from the anchor on: a row below the
+	// anchor is out of place and reported as such.
+	rows, err := tx.QueryContext(ctx, selectEvent+selectLink+" FROM audit_events ORDER BY id")
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: verify: %w", err)
 	}
 	defer rows.Close()
 
 	var v audit.ChainVerifier
+	if anc.present {
+		v.Start(anc.firstID, anc.prev)
+	}
 	broken := func(err error) (int64, int64, error) {
 		var ce *audit.ChainError
 		if errors.As(err, &ce) {
@@ -192,22 +229,30 @@ func (s *SQLite) Verify(ctx context.Context) (checked, firstBad int64, err error
 		}
 		return v.Checked(), 0, fmt.Errorf("store: verify: %w", err)
 	}
+	var attested *anchor // stated by the last prune record seen
 	for rows.Next() {
 		var ev audit.Event
-		var prev, hash []byte
-		if err := scanEvent(rows, &ev, &prev, &hash); err != nil {
+		var l link
+		if err := scanEvent(rows, &ev, &l); err != nil {
 			if !errors.Is(err, errBadRow) {
 				return broken(err)
 			}
 			// A row edited into something undecodable: let the verifier
 			// report a missing predecessor first, as it would for any row.
-			if cerr := v.Next(&ev, prev, hash); cerr != nil {
+			if cerr := v.NextVersion(l.version, &ev, l.prev, l.hash); cerr != nil {
 				return broken(cerr)
 			}
 			return broken(&audit.ChainError{ID: ev.ID, Reason: err.Error()})
 		}
-		if err := v.Next(&ev, prev, hash); err != nil {
+		if err := v.NextVersion(l.version, &ev, l.prev, l.hash); err != nil {
 			return broken(err)
+		}
+		if ev.Kind == audit.KindPrune {
+			a, ok := parseAnchor(ev.Request)
+			if !ok { // only Prune writes this kind, and the hash vouches for it
+				return broken(&audit.ChainError{ID: ev.ID, Reason: "prune record does not state an anchor"})
+			}
+			attested = &a
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -215,6 +260,11 @@ func (s *SQLite) Verify(ctx context.Context) (checked, firstBad int64, err error
 	}
 	if err := v.Finish(headID, headHash); err != nil {
 		return broken(err)
+	}
+	if anc.present {
+		if err := checkAttested(anc, attested); err != nil {
+			return broken(err)
+		}
 	}
 	return v.Checked(), 0, nil
 }

@@ -20,7 +20,8 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// ErrClosed is returned by Record and Healthy once Close has been called.
+// ErrClosed is returned (wrapped) by Record, Submit's Pending, Healthy,
+// Prune, Revoke and Unrevoke once Close has been called.
 var ErrClosed = errors.New("store: closed")
 
 // Options tunes an SQLite store. The zero value is ready to use.
@@ -41,8 +42,27 @@ type Options struct {
 	// and Verify; in WAL mode readers never block the writer. Default 4.
 	ReadConns int
 
-	// Logger receives commit failures. Default: discard.
+	// Logger receives commit and prune failures. Default: discard.
 	Logger *slog.Logger
+
+	// Retention is how long audit records are kept. When it is positive a
+	// background pruner deletes, every PruneInterval, the oldest records
+	// whose time is more than Retention ago (see Prune). Default 0: keep
+	// forever.
+	Retention time.Duration
+
+	// PruneInterval is how often the pruner runs when Retention is set; it
+	// also runs once right after OpenSQLite. Default 1h.
+	PruneInterval time.Duration
+
+	// OnCommit, if not nil, is called by the writer goroutine after each
+	// attempt to commit a batch of events: how many events, how long the
+	// transaction took (begin to commit, fsync included) and the error
+	// (nil if committed). It runs before the batch's callers are
+	// released, so it must be cheap and must not block or call into the
+	// store; it is meant for metrics. Prune and revocation transactions are
+	// not reported. Default nil.
+	OnCommit func(events int, elapsed time.Duration, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -61,6 +81,12 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Retention < 0 {
+		o.Retention = 0 // deleting audit records needs a clear instruction
+	}
+	if o.PruneInterval <= 0 {
+		o.PruneInterval = time.Hour
+	}
 }
 
 // SQLite is the SQLite-backed store. It implements audit.Sink. All methods
@@ -74,10 +100,14 @@ type SQLite struct {
 	rdb *sql.DB // query_only pool for Query and Verify
 
 	queue      chan *request
+	jobs       chan *job     // unbuffered: a job is handed to the writer or not at all
 	closing    chan struct{} // closed by Close: stop accepting, drain, exit
 	writerDone chan struct{} // closed by the writer goroutine when it exits
 	closeOnce  sync.Once
 	closeErr   error
+
+	stopPruner context.CancelFunc // ends a prune in progress at Close
+	prunerDone chan struct{}      // closed by the pruner when it exits; nil without Retention
 
 	commits, events, failures atomic.Int64
 
@@ -85,11 +115,16 @@ type SQLite struct {
 	lastErr  error // result of the last commit; nil before the first
 }
 
-// Stats are cumulative counters since Open.
+// Stats are cumulative counters since Open, and the queue depth now.
 type Stats struct {
-	Commits  int64 // transactions committed by the writer
+	Commits  int64 // event transactions committed by the writer
 	Events   int64 // events committed (Events/Commits is the mean batch size)
-	Failures int64 // transactions that failed; their events were not stored
+	Failures int64 // event transactions that failed; their events were not stored
+
+	// QueueDepth is the number of events submitted and waiting for the
+	// writer to take them (not counting the batch it is committing). Near
+	// Options.QueueSize, Record is about to wait for space.
+	QueueDepth int
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path,
@@ -116,6 +151,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 		opts:       opts,
 		log:        opts.Logger,
 		queue:      make(chan *request, opts.QueueSize),
+		jobs:       make(chan *job),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -163,6 +199,12 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 	}
 
 	go s.runWriter()
+	if opts.Retention > 0 {
+		var pctx context.Context
+		pctx, s.stopPruner = context.WithCancel(context.Background())
+		s.prunerDone = make(chan struct{})
+		go s.runPruner(pctx)
+	}
 	return s, nil
 }
 
@@ -252,21 +294,27 @@ func (s *SQLite) setHealth(err error) {
 // Stats returns cumulative writer counters.
 func (s *SQLite) Stats() Stats {
 	return Stats{
-		Commits:  s.commits.Load(),
-		Events:   s.events.Load(),
-		Failures: s.failures.Load(),
+		Commits:    s.commits.Load(),
+		Events:     s.events.Load(),
+		Failures:   s.failures.Load(),
+		QueueDepth: len(s.queue),
 	}
 }
 
-// Close stops accepting events, commits every event already queued, waits
-// for the writer goroutine to exit and closes the database. Record calls
-// made after Close return ErrClosed. Close is idempotent. If the database
-// keeps failing (a foreign lock), each remaining batch still waits up to
-// BusyTimeout before its waiters get the error, so Close can take that long
-// per MaxBatch queued events.
+// Close stops accepting events, commits every event already queued, stops
+// the pruner (abandoning a prune in progress, which then deletes nothing),
+// waits for the writer goroutine to exit and closes the database. Record,
+// Prune and Revoke calls made after Close return ErrClosed. Close is
+// idempotent. If the database keeps failing (a foreign lock), each
+// remaining batch still waits up to BusyTimeout before its waiters get the
+// error, so Close can take that long per MaxBatch queued events.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		if s.prunerDone != nil {
+			s.stopPruner()
+			<-s.prunerDone
+		}
 		<-s.writerDone
 		s.closeErr = s.closeDBs()
 	})

@@ -113,6 +113,8 @@ func testEvent(i int) *audit.Event {
 		Decision:  audit.Allow,
 		Policy:    "analyst-agents",
 		Rule:      "allow[0]",
+		Seq:       int64(i),
+		Rows:      int64(i % 5),
 	}
 }
 
@@ -178,7 +180,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 		versions = append(versions, v)
 	}
 	rows.Close()
-	if want := []int{1}; !slices.Equal(versions, want) {
+	if want := []int{1, 2}; !slices.Equal(versions, want) {
 		t.Fatalf("schema versions = %v, want %v", versions, want)
 	}
 	// The chain continues across reopenings.
@@ -218,6 +220,12 @@ func TestRecordRoundTrip(t *testing.T) {
 		Rule:        "r",
 		Reason:      "why",
 		Error:       "boom",
+		Seq:         12,
+		Fingerprint: "SELECT $1",
+		ParamsHash:  "cafe",
+		DurationUS:  1 << 40,
+		Rows:        -1, // stored as given, even if the proxy never sends it
+		Bytes:       1<<62 + 1,
 	}
 	noTime := &audit.Event{Kind: audit.KindSessionEnd} // zero time, nil groups
 	before := time.Now()
@@ -324,6 +332,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"undecodable groups", `UPDATE audit_events SET groups = 'not json' WHERE id = 4`, nil, 4, 3},
 		{"edit last", `UPDATE audit_events SET subject = 'someone-else' WHERE id = 20`, nil, 20, 19},
 		{"replace hash", `UPDATE audit_events SET hash = zeroblob(32) WHERE id = 9`, nil, 9, 8},
+		{"edit rows", `UPDATE audit_events SET row_count = row_count + 1 WHERE id = 8`, nil, 8, 7},
+		{"edit seq", `UPDATE audit_events SET seq = 99 WHERE id = 2`, nil, 2, 1},
+		{"edit fingerprint", `UPDATE audit_events SET fingerprint = 'x' WHERE id = 10`, nil, 10, 9},
+		{"downgrade hash version", `UPDATE audit_events SET hash_version = 1 WHERE id = 5`, nil, 5, 4},
+		{"unknown hash version", `UPDATE audit_events SET hash_version = 3 WHERE id = 6`, nil, 6, 5},
 		{"delete middle", `DELETE FROM audit_events WHERE id = 11`, nil, 11, 10},
 		{"delete first", `DELETE FROM audit_events WHERE id = 1`, nil, 1, 0},
 		{"delete last", `DELETE FROM audit_events WHERE id = 20`, nil, 20, 19},
@@ -599,6 +612,9 @@ func TestQuery(t *testing.T) {
 		if i == 29 {
 			ev.Kind, ev.Target = audit.KindSessionEnd, "billing"
 		}
+		if i == 28 {
+			ev.Kind = audit.KindResult
+		}
 		if err := s.Record(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
@@ -620,6 +636,12 @@ func TestQuery(t *testing.T) {
 		{"text is not a pattern", Query{Text: "SELECT %"}, []int64{}},
 		{"subject and decision", Query{Subject: "agent-1", Decision: audit.Deny}, []int64{11}},
 		{"kind", Query{Kind: audit.KindSessionEnd}, []int64{30}},
+		{"kinds", Query{Kinds: []string{audit.KindSessionEnd, audit.KindResult}}, []int64{29, 30}},
+		{"one of kinds", Query{Kinds: []string{audit.KindResult}}, []int64{29}},
+		{"kind and kinds", Query{Kind: audit.KindResult, Kinds: []string{audit.KindSessionEnd, audit.KindResult}}, []int64{29}},
+		{"kind and disjoint kinds", Query{Kind: audit.KindStatement, Kinds: []string{audit.KindSessionEnd}}, []int64{}},
+		{"session", Query{SessionID: "sess-3"}, []int64{4, 11, 18, 25}},
+		{"session and kinds", Query{SessionID: "sess-0", Kinds: []string{audit.KindResult, audit.KindStatement}}, []int64{1, 8, 15, 22, 29}},
 		{"target", Query{Target: "billing"}, []int64{30}},
 		// Since inclusive, Until exclusive; fraction-less and fractional
 		// bounds compare as times, not as text.
@@ -668,6 +690,13 @@ func TestQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := "audit_events_subject_time"; !strings.Contains(plan, want) {
+		t.Errorf("plan %q does not use %s", plan, want)
+	}
+	row = rawDB(t, s.Path()).QueryRow(`EXPLAIN QUERY PLAN SELECT id FROM audit_events WHERE session_id = ? AND id > ? ORDER BY id`, "a", 1)
+	if err := row.Scan(&id, &parent, &notused, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if want := "audit_events_session"; !strings.Contains(plan, want) {
 		t.Errorf("plan %q does not use %s", plan, want)
 	}
 }

@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/warden-gateway/warden/internal/audit"
 )
@@ -31,7 +33,8 @@ type request struct {
 // be stored: the queue stayed full until ctx ended, the commit failed, ctx
 // ended while waiting, or the store is closed. In the last two cases the
 // event may still be committed; the caller must refuse the request either
-// way, and an audit record of a refused request is harmless.
+// way, and an audit record of a refused request is harmless. Events of
+// kind audit.KindPrune are refused: only Prune writes them.
 func (s *SQLite) Record(ctx context.Context, ev *audit.Event) error {
 	p, err := s.submit(ctx, ev)
 	if err != nil {
@@ -86,6 +89,11 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 	if ev == nil {
 		return nil, errors.New("store: record: nil event")
 	}
+	if ev.Kind == audit.KindPrune {
+		// Verify trusts a prune record to attest the chain's anchor, so
+		// only Prune may write one.
+		return nil, fmt.Errorf("store: record: kind %q is reserved for the store", ev.Kind)
+	}
 	select {
 	case <-s.closing:
 		return nil, fmt.Errorf("store: record: %w", ErrClosed)
@@ -95,27 +103,10 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 		return nil, fmt.Errorf("store: record: %w", context.Cause(ctx))
 	}
 
-	req := &request{ctx: ctx, ev: *ev, reply: make(chan error, 1)}
-	// Copy what the caller could mutate while we wait: the writer reads
-	// the copy, and a caller whose ctx ends returns while it may still do so.
-	req.ev.Groups = slices.Clone(ev.Groups)
-	req.ev.ID = 0
-	if req.ev.Time.IsZero() {
-		req.ev.Time = time.Now()
-	}
-	req.ev.Time = req.ev.Time.Round(0).UTC() // drop the monotonic reading
-	if y := req.ev.Time.Year(); y < 1 || y > 9999 {
-		return nil, fmt.Errorf("store: record: time %v outside years 1-9999", req.ev.Time)
-	}
-	groups := req.ev.Groups
-	if groups == nil {
-		groups = []string{} // "[]", not "null"
-	}
-	b, err := json.Marshal(groups)
+	req, err := newRequest(ctx, ev)
 	if err != nil {
-		return nil, fmt.Errorf("store: record: encode groups: %w", err)
+		return nil, fmt.Errorf("store: record: %w", err)
 	}
-	req.groups = string(b)
 
 	qctx := ctx
 	if len(enqueueCtx) > 0 {
@@ -129,6 +120,50 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 		return nil, fmt.Errorf("store: record: %w", ErrClosed)
 	}
 	return &Pending{s: s, req: req}, nil
+}
+
+// newRequest prepares a private copy of ev for the writer. It copies what
+// the caller could mutate while waiting (the writer reads the copy, and a
+// caller whose ctx ends returns while it may still do so) and does the
+// encoding work on the caller's goroutine rather than the writer's.
+func newRequest(ctx context.Context, ev *audit.Event) (*request, error) {
+	req := &request{ctx: ctx, ev: *ev, reply: make(chan error, 1)}
+	req.ev.Groups = slices.Clone(ev.Groups)
+	req.ev.ID = 0
+	if req.ev.Time.IsZero() {
+		req.ev.Time = time.Now()
+	}
+	req.ev.Time = req.ev.Time.Round(0).UTC() // drop the monotonic reading
+	if y := req.ev.Time.Year(); y < 1 || y > 9999 {
+		return nil, fmt.Errorf("time %v outside years 1-9999", req.ev.Time)
+	}
+	groups := req.ev.Groups
+	if groups == nil {
+		groups = []string{} // "[]", not "null"
+	}
+	b, err := json.Marshal(groups)
+	if err != nil {
+		return nil, fmt.Errorf("encode groups: %w", err)
+	}
+	req.groups = string(b)
+	if !allValidUTF8(groups) {
+		// encoding/json stored each byte that is not UTF-8 as U+FFFD;
+		// hash what is stored, or the record would never verify. Groups
+		// come from JSON tokens, so this does not happen in practice.
+		if err := json.Unmarshal(b, &req.ev.Groups); err != nil {
+			return nil, fmt.Errorf("encode groups: %w", err)
+		}
+	}
+	return req, nil
+}
+
+func allValidUTF8(ss []string) bool {
+	for _, s := range ss {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // wait waits for the request's commit; on success it copies the assigned
@@ -159,8 +194,9 @@ func (p *Pending) wait(ctx context.Context, ev *audit.Event) error {
 	return nil
 }
 
-// runWriter is the single goroutine that writes to the database. It is
-// started by OpenSQLite and waited for by Close (via writerDone).
+// runWriter is the single goroutine that writes to the database: event
+// batches, and jobs (Prune, revocations), each in its own transaction. It
+// is started by OpenSQLite and waited for by Close (via writerDone).
 func (s *SQLite) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*request, 0, s.opts.MaxBatch)
@@ -170,10 +206,14 @@ func (s *SQLite) runWriter() {
 			batch = s.fillBatch(append(batch[:0], req))
 			s.commitBatch(batch)
 			clear(batch) // do not pin finished requests until the next batch
+		case j := <-s.jobs:
+			j.reply <- s.runJob(j)
 		case <-s.closing:
 			// Commit whatever is queued. Record refuses new events once
 			// closing is closed, but one may slip in between its check and
 			// its send; those find writerDone closed and report ErrClosed.
+			// Jobs are handed over unbuffered, so none is pending here:
+			// their callers see closing and return ErrClosed.
 			for {
 				batch = s.fillBatch(batch[:0])
 				if len(batch) == 0 {
@@ -217,7 +257,9 @@ func (s *SQLite) commitBatch(batch []*request) {
 		return
 	}
 
+	start := time.Now()
 	err := s.writeBatch(live)
+	elapsed := time.Since(start)
 	if err != nil {
 		s.failures.Add(1)
 		s.log.Error("audit store commit failed; events not stored", "events", len(live), "err", err)
@@ -227,6 +269,11 @@ func (s *SQLite) commitBatch(batch []*request) {
 		s.events.Add(int64(len(live)))
 	}
 	s.setHealth(err)
+	if s.opts.OnCommit != nil {
+		// Before the replies, so that a caller whose Record returned sees
+		// metrics that include its commit.
+		s.opts.OnCommit(len(live), elapsed, err)
+	}
 	for _, req := range live {
 		req.reply <- err
 	}
@@ -236,15 +283,13 @@ const insertEvent = `INSERT INTO audit_events (
 	id, time, kind, session_id, protocol, target, client,
 	subject, issuer, groups, token_id,
 	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
-	prev_hash, hash
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	seq, fingerprint, params_hash, duration_us, row_count, byte_count,
+	hash_version, prev_hash, hash
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // writeBatch inserts batch as one transaction, extending the hash chain.
 // It assigns ids only inside the transaction, so a failed batch leaves the
-// events' ids at zero. The chain head is read from the database each time
-// rather than cached: after a failed COMMIT the in-memory view could be
-// wrong, and another process writing the same file (a mistake, but a
-// possible one) must not fork the chain.
+// events' ids at zero.
 func (s *SQLite) writeBatch(batch []*request) (err error) {
 	// The writer must finish what it started even if a caller gives up;
 	// the busy timeout bounds how long it can wait for a lock.
@@ -261,7 +306,22 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 			}
 		}
 	}()
+	if err := appendEvents(ctx, tx, batch); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
 
+// appendEvents extends the hash chain by reqs inside tx, under
+// audit.HashVersion, setting each event's ID, and moves the chain head.
+// The head is read from the database each time rather than cached: after
+// a failed COMMIT the in-memory view could be wrong, and another process
+// writing the same file (a mistake, but a possible one) must not fork the
+// chain.
+func appendEvents(ctx context.Context, tx *sql.Tx, reqs []*request) error {
 	var lastID int64
 	var prev []byte
 	if err := tx.QueryRowContext(ctx, `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`).Scan(&lastID, &prev); err != nil {
@@ -272,7 +332,7 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	defer stmt.Close()
-	for _, req := range batch {
+	for _, req := range reqs {
 		lastID++
 		ev := &req.ev
 		ev.ID = lastID
@@ -281,7 +341,8 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 			ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client,
 			ev.Subject, ev.Issuer, req.groups, ev.TokenID,
 			ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
-			prev, h,
+			ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes,
+			audit.HashVersion, prev, h,
 		); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
@@ -289,6 +350,57 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE audit_chain_head SET last_id = ?, last_hash = ? WHERE singleton = 1`, lastID, prev); err != nil {
 		return fmt.Errorf("update chain head: %w", err)
+	}
+	return nil
+}
+
+// job is a write other than an event batch (Prune, Revoke, Unrevoke). The
+// writer goroutine runs it in a transaction of its own, so the write
+// connection, and with it the chain head, keeps a single user.
+type job struct {
+	ctx   context.Context
+	run   func(ctx context.Context, tx *sql.Tx) error
+	reply chan error // buffered (1), so the writer never blocks on a caller
+}
+
+// do hands run to the writer and returns its outcome. It waits for the
+// writer to take the job until ctx ends; once taken, it waits for the
+// outcome, which run reaches promptly after ctx ends because every
+// statement it runs uses ctx. So a nil error means committed, and an
+// error means not committed.
+func (s *SQLite) do(ctx context.Context, run func(ctx context.Context, tx *sql.Tx) error) error {
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	j := &job{ctx: ctx, run: run, reply: make(chan error, 1)}
+	select {
+	case s.jobs <- j:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.closing:
+		return ErrClosed
+	}
+	return <-j.reply
+}
+
+// runJob runs j in one IMMEDIATE transaction on the writer's connection.
+func (s *SQLite) runJob(j *job) (err error) {
+	if err := j.ctx.Err(); err != nil {
+		return context.Cause(j.ctx)
+	}
+	tx, err := s.wdb.BeginTx(j.ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the job's error is the one worth reporting
+		}
+	}()
+	if err := j.run(j.ctx, tx); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)

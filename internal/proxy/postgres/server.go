@@ -102,6 +102,7 @@ type Config struct {
 	MaxMessageBytes  int           // default 1 MiB
 	MaxQueryBytes    int           // default 256 KiB
 	MaxTokenBytes    int           // default 16 KiB
+	MaxAuditText     int           // SQL bytes stored per audit record; default 4096
 	HandshakeTimeout time.Duration // default 10s
 }
 
@@ -138,6 +139,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxQueryBytes <= 0 {
 		cfg.MaxQueryBytes = 256 << 10
+	}
+	if cfg.MaxAuditText <= 0 {
+		cfg.MaxAuditText = 4096
 	}
 	if cfg.MaxTokenBytes <= 0 {
 		cfg.MaxTokenBytes = 16 << 10

@@ -29,10 +29,6 @@ import (
 // upstream in place of a refused one. See session.refuse.
 const denyMarker = "warden_denied_"
 
-// maxAuditText bounds the SQL text stored in one audit record; the digest
-// covers the whole text.
-const maxAuditText = 4096
-
 // session is one client connection and its upstream connection.
 //
 // Two goroutines move bytes: the client loop (run's caller) reads client
@@ -565,12 +561,12 @@ type record struct {
 	paramsHash  string
 }
 
-// boundText returns text cut to maxAuditText (at a rune boundary) and the
+// boundText returns text cut to max bytes (at a rune boundary) and the
 // digest of the whole of it.
-func boundText(text string) (string, string) {
+func boundText(text string, max int) (string, string) {
 	sum := sha256.Sum256([]byte(text))
-	if len(text) > maxAuditText {
-		text = text[:maxAuditText]
+	if len(text) > max {
+		text = text[:max]
 		for !utf8.ValidString(text) && len(text) > 0 {
 			text = text[:len(text)-1]
 		}
@@ -606,7 +602,7 @@ func (ss *session) audit(r record, d policy.Decision, sync bool) error {
 	ev.Kind = audit.KindStatement
 	ev.Time = time.Now()
 	ev.Seq = r.seq
-	ev.Request, ev.RequestHash = boundText(r.text)
+	ev.Request, ev.RequestHash = boundText(r.text, ss.srv.cfg.MaxAuditText)
 	ev.StmtKind = r.kind
 	ev.Fingerprint = r.fingerprint
 	ev.ParamsHash = r.paramsHash
