@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-gateway/warden/internal/admin"
@@ -88,11 +89,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	// The metrics exist before the store (the store reports commits to
+	// them); the queue-depth gauge reads the store once it is open.
+	var storeRef atomic.Pointer[store.SQLite]
 	gw.Metrics = metrics.New(func() float64 {
-		if gw.Store == nil {
-			return 0
+		if st := storeRef.Load(); st != nil {
+			return float64(st.Stats().QueueDepth)
 		}
-		return float64(gw.Store.Stats().QueueDepth)
+		return 0
 	})
 	gw.Store, err = store.OpenSQLite(ctx, path, store.Options{
 		Logger:    opts.Logger,
@@ -102,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	storeRef.Store(gw.Store)
 	// Revoked subjects survive restarts; a revoked subject is refused by
 	// every protocol and by the admin API.
 	gw.Revocations = &identity.Revocations{}

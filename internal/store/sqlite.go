@@ -291,7 +291,7 @@ func (s *SQLite) setHealth(err error) {
 	s.healthMu.Unlock()
 }
 
-// Stats returns cumulative writer counters.
+// Stats returns cumulative writer counters and the current queue depth.
 func (s *SQLite) Stats() Stats {
 	return Stats{
 		Commits:    s.commits.Load(),
