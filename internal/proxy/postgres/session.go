@@ -96,6 +96,7 @@ type session struct {
 	rfqSeen uint64
 
 	killOnce sync.Once
+	killed   atomic.Bool // set once kill has run: the session is ending
 	endErr   error
 
 	endMu     sync.Mutex
@@ -126,6 +127,7 @@ type denial struct {
 // kill closes both connections, ending both loops.
 func (ss *session) kill() {
 	ss.killOnce.Do(func() {
+		ss.killed.Store(true)
 		ss.client.Close()
 		ss.upstream.Close()
 	})

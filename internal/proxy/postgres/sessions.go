@@ -24,7 +24,9 @@ func (s *Server) Sessions() []SessionInfo {
 	s.mu.Lock()
 	out := make([]SessionInfo, 0, len(s.sessions))
 	for _, ss := range s.sessions {
-		out = append(out, ss.info())
+		if !ss.killed.Load() {
+			out = append(out, ss.info())
+		}
 	}
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
@@ -46,7 +48,7 @@ func (s *Server) Terminate(id, reason string) bool {
 	s.mu.Lock()
 	var target *session
 	for _, ss := range s.sessions {
-		if ss.id == id {
+		if ss.id == id && !ss.killed.Load() {
 			target = ss
 			break
 		}
@@ -65,7 +67,7 @@ func (s *Server) TerminateSubject(subject, reason string) int {
 	s.mu.Lock()
 	var victims []*session
 	for _, ss := range s.sessions {
-		if ss.principal.Subject == subject {
+		if ss.principal.Subject == subject && !ss.killed.Load() {
 			victims = append(victims, ss)
 		}
 	}
