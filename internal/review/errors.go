@@ -1,0 +1,13 @@
+package review
+
+import "errors"
+
+// Errors callers classify with errors.Is.
+var (
+	ErrNotFound     = errors.New("review: not found")
+	ErrConflict     = errors.New("review: changed concurrently")
+	ErrNotPending   = errors.New("review: not pending")
+	ErrSelfApproval = errors.New("review: a requester cannot approve or deny its own request")
+	ErrNotApprover  = errors.New("review: not an approver for this review")
+	ErrDuplicate    = errors.New("review: already approved by this approver")
+)
