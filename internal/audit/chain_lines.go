@@ -164,7 +164,9 @@ func VerifyLines(r io.Reader) (checked, firstBad int64, err error) {
 	sc.Buffer(make([]byte, 0, 64<<10), MaxExportLine)
 	var v ChainVerifier
 	broken := func(ce *ChainError) (int64, int64, error) {
-		return v.Checked(), ce.ID, fmt.Errorf("audit: verify lines: %w", ce)
+		// Record ids start at 1; a line claiming id 0 (or less) is named
+		// as the first record, since firstBad 0 means "none".
+		return v.Checked(), max(ce.ID, 1), fmt.Errorf("audit: verify lines: %w", ce)
 	}
 	for lineNo := 1; sc.Scan(); lineNo++ {
 		raw := bytes.TrimSpace(sc.Bytes())
