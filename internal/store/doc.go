@@ -1,7 +1,8 @@
-// Package store holds warden's own state: the durable audit log and the
-// revoked subjects (later reviews). It owns the SQL schema, its migrations
-// and the write path; it knows nothing about wire protocols, policy or
-// identity, only the records they produce.
+// Package store holds warden's own state: the durable audit log, the
+// revoked subjects and the held reviews (review.Store). It owns the SQL
+// schema, its migrations and the write path; it knows nothing about wire
+// protocols, policy, identity or the review lifecycle, only the records
+// they produce.
 //
 // # SQLite
 //
@@ -31,9 +32,10 @@
 //     schema version 2 are version 1 and keep verifying as such (see
 //     audit.HashWithVersion).
 //
-// Everything that writes (event batches, Prune, Revoke, Unrevoke) runs on
-// the one writer goroutine, each in its own transaction, so the chain head
-// has a single writer. Retention (Options.Retention, Prune) deletes only a
+// Everything that writes (event batches, Prune, Revoke, Unrevoke,
+// CreateReview, UpdateReview) runs on the one writer goroutine, each in its
+// own transaction, so the chain head has a single writer and a review
+// write never lands inside an audit batch. Retention (Options.Retention, Prune) deletes only a
 // prefix of the chain and leaves an anchor that Verify starts from; the
 // prune itself is a record in the chain (audit.KindPrune). Export writes a
 // stretch of the chain as JSON lines that audit.VerifyLines re-verifies

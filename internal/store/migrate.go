@@ -90,6 +90,50 @@ CREATE TABLE revocations (
 ) STRICT;
 CREATE UNIQUE INDEX revocations_in_force ON revocations (subject) WHERE lifted_at IS NULL;
 `},
+	{3, `
+-- Held requests waiting for, or decided by, a human (review.Review). One
+-- row per review, every scalar field a column of its own so the schema,
+-- not review's JSON tags, defines what is stored; the two lists (groups,
+-- approvals) are JSON arrays with keys this package owns (see
+-- storedApproval). Times are timeLayout, UTC, so text order is time
+-- order; an unset optional time is NULL. The table has a rowid, which
+-- breaks ties between reviews created in the same nanosecond: the later
+-- insert is the newer review.
+CREATE TABLE reviews (
+	id             TEXT NOT NULL PRIMARY KEY,
+	state          TEXT NOT NULL,    -- review.State; UpdateReview compares and sets it
+	fingerprint    TEXT NOT NULL,
+	subject        TEXT NOT NULL,
+	issuer         TEXT NOT NULL,
+	groups         TEXT NOT NULL,    -- JSON array of strings
+	session_id     TEXT NOT NULL,
+	protocol       TEXT NOT NULL,
+	target         TEXT NOT NULL,
+	statement      TEXT NOT NULL,
+	kind           TEXT NOT NULL,
+	params_hash    TEXT NOT NULL,
+	policy_version TEXT NOT NULL,
+	policy         TEXT NOT NULL,
+	rule           TEXT NOT NULL,
+	reason         TEXT NOT NULL,
+	min_approvals  INTEGER NOT NULL,
+	approvers      TEXT NOT NULL,
+	approvals      TEXT NOT NULL,    -- JSON array of {"by","issuer","comment","time"}
+	denied_by      TEXT NOT NULL,
+	deny_comment   TEXT NOT NULL,
+	created_at     TEXT NOT NULL,
+	expires_at     TEXT NOT NULL,
+	decided_at     TEXT,
+	grant_expires  TEXT,
+	executed_at    TEXT,
+	result         TEXT NOT NULL
+) STRICT;
+-- FindReview: the newest review of a fingerprint in some states.
+CREATE INDEX reviews_fingerprint_state ON reviews (fingerprint, state, created_at);
+-- ListReviews: newest first, overall and per state (the pending queue).
+CREATE INDEX reviews_created ON reviews (created_at);
+CREATE INDEX reviews_state_created ON reviews (state, created_at);
+`},
 }
 
 // migrate brings db to the newest schema version. It is idempotent and

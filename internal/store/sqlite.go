@@ -21,7 +21,8 @@ import (
 )
 
 // ErrClosed is returned (wrapped) by Record, Submit's Pending, Healthy,
-// Prune, Revoke and Unrevoke once Close has been called.
+// Prune, Revoke, Unrevoke, CreateReview and UpdateReview once Close has
+// been called.
 var ErrClosed = errors.New("store: closed")
 
 // Options tunes an SQLite store. The zero value is ready to use.

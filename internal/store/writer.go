@@ -195,8 +195,9 @@ func (p *Pending) wait(ctx context.Context, ev *audit.Event) error {
 }
 
 // runWriter is the single goroutine that writes to the database: event
-// batches, and jobs (Prune, revocations), each in its own transaction. It
-// is started by OpenSQLite and waited for by Close (via writerDone).
+// batches, and jobs (Prune, revocations, reviews), each in its own
+// transaction. It is started by OpenSQLite and waited for by Close (via
+// writerDone).
 func (s *SQLite) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*request, 0, s.opts.MaxBatch)
@@ -354,9 +355,10 @@ func appendEvents(ctx context.Context, tx *sql.Tx, reqs []*request) error {
 	return nil
 }
 
-// job is a write other than an event batch (Prune, Revoke, Unrevoke). The
-// writer goroutine runs it in a transaction of its own, so the write
-// connection, and with it the chain head, keeps a single user.
+// job is a write other than an event batch (Prune, Revoke, Unrevoke,
+// CreateReview, UpdateReview). The writer goroutine runs it in a
+// transaction of its own, so the write connection, and with it the chain
+// head, keeps a single user.
 type job struct {
 	ctx   context.Context
 	run   func(ctx context.Context, tx *sql.Tx) error
