@@ -19,11 +19,12 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
 // testEnv is the environment the tests parse with; the real one is not
 // consulted, so results do not depend on the machine.
 var testEnv = map[string]string{
-	"WARDEN_TEST_PASSWORD": "s3cr3t-Pa$$word",
-	"EMPTY":                "",
-	"MAX":                  "2048",
-	"STRUCTURE":            "x\n  injected: true",
-	"NULLISH":              "null",
+	"WARDEN_TEST_PASSWORD":       "s3cr3t-Pa$$word",
+	"WARDEN_TEST_WEBHOOK_SECRET": "hmac-k3y-s3cr3t",
+	"EMPTY":                      "",
+	"MAX":                        "2048",
+	"STRUCTURE":                  "x\n  injected: true",
+	"NULLISH":                    "null",
 }
 
 func lookup(name string) (string, bool) {
@@ -63,7 +64,22 @@ func TestGoodConfig(t *testing.T) {
 		{"handshake_timeout", cfg.Limits.HandshakeTimeout, 5 * time.Second},
 		{"line of a key", cfg.Line("targets[1].schema"), 33},
 		{"line of an absent key falls back to its block", cfg.Line("targets[1].password"), 28},
-		{"line of a list item", cfg.Line("policies[1].deny[0]"), 49},
+		{"line of a list item", cfg.Line("policies[1].deny[0]"), 50},
+		{"require_review", cfg.Targets[1].RequireReview, true},
+		{"require_review default", cfg.Targets[0].RequireReview, false},
+		{"min_approvals set", cfg.Policies[1].Review[0].MinApprovals, 2},
+		{"min_approvals default", cfg.Policies[1].Review[1].MinApprovals, 1},
+		{"approvers", cfg.Policies[1].Review[0].Approvers, `"dba" in groups`},
+		{"approvers default", cfg.Policies[1].Review[1].Approvers, ""},
+		{"allow rules get no min_approvals", cfg.Policies[1].Allow[0].MinApprovals, 0},
+		{"line of a review rule key", cfg.Line("policies[1].review[0].min_approvals"), 56},
+		{"reviews.wait", cfg.Reviews.Wait, time.Minute},
+		{"reviews.ttl default", cfg.Reviews.TTL, time.Hour},
+		{"reviews.grant_ttl default", cfg.Reviews.GrantTTL, 15 * time.Minute},
+		{"webhook secret expanded", cfg.Reviews.Webhook.Secret, testEnv["WARDEN_TEST_WEBHOOK_SECRET"]},
+		{"webhook url expanded", cfg.Reviews.Webhook.URL, "https://hooks.example.com/services/T0/B0/k3y-in-url"},
+		{"webhook format", cfg.Reviews.Webhook.Format, "slack"},
+		{"console_url from listen.http", cfg.Reviews.ConsoleURL, "http://127.0.0.1:8080"},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -90,8 +106,13 @@ func TestGoodConfig(t *testing.T) {
 	if string(out) != string(want) {
 		t.Errorf("normalised config differs from %s (run with -update if intended):\n%s", golden, out)
 	}
-	if strings.Contains(string(out), testEnv["WARDEN_TEST_PASSWORD"]) {
-		t.Error("Redacted config contains the password")
+	for _, secret := range []string{testEnv["WARDEN_TEST_PASSWORD"], testEnv["WARDEN_TEST_WEBHOOK_SECRET"], "k3y-in-url"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("Redacted config contains the secret %q", secret)
+		}
+	}
+	if cfg.Reviews.Webhook.Secret == RedactedText || !strings.HasSuffix(cfg.Reviews.Webhook.URL, "k3y-in-url") {
+		t.Error("Redacted modified the original's webhook")
 	}
 	if cfg.Targets[0].Password == RedactedText {
 		t.Error("Redacted modified the original")
@@ -145,6 +166,7 @@ func TestResolve(t *testing.T) {
 
 func TestLoad(t *testing.T) {
 	t.Setenv("WARDEN_TEST_PASSWORD", "pw")
+	t.Setenv("WARDEN_TEST_WEBHOOK_SECRET", "hook")
 	cfg, err := Load(filepath.Join("testdata", "good.yaml"))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -296,6 +318,60 @@ func TestErrors(t *testing.T) {
 		{"empty deny rule", base + "    deny:\n      - target: prod-db\n",
 			[]string{"warden.yaml:20: policies[0].deny[0]: a deny rule must name something to deny (sql: {delete: [...]})"}},
 
+		// review rules
+		{"review rule names nothing", base + "    review:\n      - target: prod-db\n",
+			[]string{"warden.yaml:20: policies[0].review[0]: a review rule must name something to review (sql: {delete: [...]})"}},
+		{"review rule names unknown target", base + "    review:\n      - target: staging\n        sql: { delete: [public.orders] }\n",
+			[]string{`warden.yaml:20: policies[0].review[0].target: no target named "staging"`}},
+		{"review rule bad glob", base + "    review:\n      - target: prod-db\n        sql: { delete: [Public.orders] }\n",
+			[]string{`warden.yaml:21: policies[0].review[0].sql.delete[0]: invalid glob "Public.orders": unquoted names are lower case in PostgreSQL: write the name in lower case, or quote it to match case exactly`}},
+		{"min_approvals zero", base + "    review:\n      - target: prod-db\n        sql: { delete: [public.orders] }\n        min_approvals: 0\n",
+			[]string{"warden.yaml:22: policies[0].review[0].min_approvals: must be at least 1"}},
+		{"min_approvals negative", base + "    review:\n      - target: prod-db\n        sql: { delete: [public.orders] }\n        min_approvals: -2\n",
+			[]string{"warden.yaml:22: policies[0].review[0].min_approvals: must be at least 1"}},
+		{"min_approvals not an integer", base + "    review:\n      - target: prod-db\n        sql: { delete: [public.orders] }\n        min_approvals: two\n",
+			[]string{"warden.yaml:22: policies[0].review[0].min_approvals: expected an integer"}},
+		{"approvers on an allow rule", replace("        sql: { select: [public.orders] }\n", "        sql: { select: [public.orders] }\n        approvers: 'true'\n        min_approvals: 0\n"),
+			[]string{"warden.yaml:19: policies[0].allow[0].approvers: only review rules have approvers",
+				"warden.yaml:20: policies[0].allow[0].min_approvals: only review rules have min_approvals"}},
+		{"min_approvals on a deny rule", base + "    deny:\n      - target: prod-db\n        sql: { delete: [public.orders] }\n        min_approvals: 2\n",
+			[]string{"warden.yaml:22: policies[0].deny[0].min_approvals: only review rules have min_approvals"}},
+		{"unknown key in a review rule", base + "    review:\n      - target: prod-db\n        sql: { delete: [public.orders] }\n        approver: 'true'\n",
+			[]string{`warden.yaml:22: policies[0].review[0].approver: unknown key (did you mean "approvers"?)`}},
+		{"require_review not a bool", replace("    user: warden_app\n", "    user: warden_app\n    require_review: yes please\n"),
+			[]string{"warden.yaml:13: targets[0].require_review: expected true or false"}},
+
+		// reviews
+		{"reviews wait too long", base + "reviews:\n  wait: 11m\n",
+			[]string{"warden.yaml:20: reviews.wait: must be between 0s and 10m0s (a held statement keeps its connection open)"}},
+		{"reviews negative durations", base + "reviews:\n  wait: -1s\n  ttl: -1s\n  grant_ttl: -1s\n",
+			[]string{"warden.yaml:20: reviews.wait: must be between 0s and 10m0s (a held statement keeps its connection open)",
+				"warden.yaml:21: reviews.ttl: must not be negative",
+				"warden.yaml:22: reviews.grant_ttl: must not be negative"}},
+		{"reviews ttl shorter than wait", base + "reviews:\n  wait: 5m\n  ttl: 1m\n",
+			[]string{"warden.yaml:21: reviews.ttl: 1m0s is shorter than reviews.wait (5m0s)"}},
+		{"reviews ttl shorter than default wait", base + "reviews:\n  ttl: 10s\n",
+			[]string{"warden.yaml:20: reviews.ttl: 10s is shorter than reviews.wait (30s)"}},
+		{"reviews unknown key", base + "reviews:\n  timeout: 1m\n",
+			[]string{"warden.yaml:20: reviews.timeout: unknown key"}},
+		{"webhook without secret", base + "reviews:\n  webhook:\n    url: https://hooks.example.com/x\n",
+			[]string{"warden.yaml:20: reviews.webhook.secret: required with a webhook url (the HMAC key notifications are signed with; use ${ENV})"}},
+		{"webhook secret without url", base + "reviews:\n  webhook:\n    secret: ${WARDEN_TEST_PASSWORD}\n",
+			[]string{"warden.yaml:20: reviews.webhook.url: required when reviews.webhook has other keys"}},
+		// The URL's path may be its credential: the message names the host only.
+		{"webhook plain http", base + "reviews:\n  webhook:\n    url: http://hooks.example.com/services/s3cr3tpath\n    secret: x\n",
+			[]string{"warden.yaml:21: reviews.webhook.url: http://hooks.example.com/... must use https:// (http:// is allowed only for loopback hosts)"}},
+		{"webhook other scheme", base + "reviews:\n  webhook:\n    url: ftp://hooks.example.com/s3cr3tpath\n    secret: x\n",
+			[]string{"warden.yaml:21: reviews.webhook.url: must use https://"}},
+		{"webhook relative url", base + "reviews:\n  webhook:\n    url: hooks.example.com/s3cr3tpath\n    secret: x\n",
+			[]string{"warden.yaml:21: reviews.webhook.url: not an absolute URL"}},
+		{"webhook format", base + "reviews:\n  webhook:\n    url: https://hooks.example.com/x\n    secret: x\n    format: teams\n",
+			[]string{`warden.yaml:23: reviews.webhook.format: "teams" is not one of json, slack`}},
+		{"console_url not absolute", base + "reviews:\n  console_url: warden.example.com\n",
+			[]string{`warden.yaml:20: reviews.console_url: "warden.example.com" is not an absolute http:// or https:// URL`}},
+		{"console_url with query", base + "reviews:\n  console_url: https://warden.example.com/?x=1\n",
+			[]string{`warden.yaml:20: reviews.console_url: "https://warden.example.com/?x=1" must be a base URL, without user, query or fragment`}},
+
 		// limits
 		{"query limit above message limit", base + "limits: { max_message_bytes: 1024, max_query_bytes: 2048 }\n",
 			[]string{"warden.yaml:19: limits.max_query_bytes: 2048 exceeds limits.max_message_bytes (1024)"}},
@@ -419,5 +495,62 @@ func TestErrorAt(t *testing.T) {
 	}
 	if got := (&Config{}).ErrorAt("x", "y").Error(); got != "config: x: y" {
 		t.Errorf("ErrorAt on a Go-built config = %q", got)
+	}
+}
+
+func TestReviewsDefaults(t *testing.T) {
+	cfg, err := parse([]byte(base+"    review:\n      - target: prod-db\n        sql: { delete: [public.orders] }\n"), "warden.yaml", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Reviews{Wait: 30 * time.Second, TTL: time.Hour, GrantTTL: 15 * time.Minute}
+	if cfg.Reviews != want {
+		t.Errorf("reviews = %+v, want %+v (no http listener: no console URL)", cfg.Reviews, want)
+	}
+	if got := cfg.Policies[0].Review[0].MinApprovals; got != 1 {
+		t.Errorf("min_approvals = %d, want the default 1", got)
+	}
+	cfg, err = parse([]byte(base+"reviews:\n  console_url: https://warden.example.com/console/\n  webhook: { url: 'http://127.0.0.1:9/hook', secret: x }\n"), "warden.yaml", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Reviews.ConsoleURL; got != "https://warden.example.com/console" {
+		t.Errorf("console_url = %q; want it without the trailing slash", got)
+	}
+	if got := cfg.Reviews.Webhook.Format; got != "json" {
+		t.Errorf("webhook format = %q, want the default json", got)
+	}
+}
+
+func TestConsoleURLFor(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080":     "http://127.0.0.1:8080",
+		"localhost:8080":     "http://localhost:8080",
+		"warden.internal:80": "http://warden.internal:80",
+		"[::1]:8080":         "http://[::1]:8080",
+		":8080":              "http://localhost:8080",
+		"0.0.0.0:8080":       "http://localhost:8080",
+		"[::]:8080":          "http://localhost:8080",
+		"8080":               "",
+	} {
+		if got := consoleURLFor(in); got != want {
+			t.Errorf("consoleURLFor(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRedactWebhookURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                       "",
+		"https://hooks.example.com":              "https://hooks.example.com",
+		"https://hooks.example.com/":             "https://hooks.example.com/",
+		"https://hooks.slack.com/services/T/B/k": "https://hooks.slack.com/REDACTED",
+		"https://h.example.com/?token=k":         "https://h.example.com/REDACTED",
+		"https://user:pw@h.example.com":          "https://h.example.com/REDACTED",
+		"::not a url":                            "REDACTED",
+	} {
+		if got := redactWebhookURL(in); got != want {
+			t.Errorf("redactWebhookURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

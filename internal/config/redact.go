@@ -9,9 +9,10 @@ import (
 const RedactedText = "REDACTED"
 
 // Redacted returns a copy of c that is safe to print or log: target
-// passwords and the password of a postgres:// store are replaced by
-// RedactedText. Targets is copied; the other slices are shared with c,
-// so treat the copy as read-only.
+// passwords, the password of a postgres:// store, the webhook secret and
+// the path, query and user of the webhook URL (a chat webhook's URL is
+// its credential) are replaced by RedactedText. Targets is copied; the
+// other slices are shared with c, so treat the copy as read-only.
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Targets = make([]Target, len(c.Targets))
@@ -31,5 +32,25 @@ func (c *Config) Redacted() *Config {
 			r.Store = "postgres://" + RedactedText
 		}
 	}
+	if r.Reviews.Webhook.Secret != "" {
+		r.Reviews.Webhook.Secret = RedactedText
+	}
+	r.Reviews.Webhook.URL = redactWebhookURL(r.Reviews.Webhook.URL)
 	return &r
+}
+
+// redactWebhookURL keeps the scheme and host of a webhook URL, which say
+// where notifications go, and hides the rest.
+func redactWebhookURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return RedactedText
+	}
+	if u.User == nil && u.RawQuery == "" && u.Fragment == "" && (u.Path == "" || u.Path == "/") {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host + "/" + RedactedText
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Policies []Policy `yaml:"policies"`
 	Limits   Limits   `yaml:"limits"`
 	Audit    Audit    `yaml:"audit,omitempty"`
+	Reviews  Reviews  `yaml:"reviews,omitempty"` // holding statements for approval (issue 4)
 
 	file  string         // Path, or "config" when Path is empty; for messages
 	lines map[string]int // key path → line, recorded by Parse
@@ -78,24 +79,47 @@ type Target struct {
 	Password string `yaml:"password,omitempty"` // use ${ENV}; never inline in production
 	SSLMode  string `yaml:"sslmode"`            // libpq sslmode for upstream; default "prefer"
 	Schema   string `yaml:"schema"`             // schema unqualified names resolve to; default "public"
+
+	// RequireReview holds for review every statement that policy would
+	// allow but that the SQL classifier marks high-risk (UPDATE or DELETE
+	// without WHERE, DDL, TRUNCATE, DO), so an operator can hold them
+	// without listing tables in review rules. Approvers are the admins.
+	// Default false.
+	RequireReview bool `yaml:"require_review,omitempty"`
 }
 
 // Policy grants rules to identities matching When. Rules are named by
 // policy, list and index in decisions: "analyst-agents/allow[0]".
+//
+// For one access, deny beats review beats allow, across every policy
+// whose When holds; an access no rule covers is denied.
 type Policy struct {
 	Name  string `yaml:"name"`           // unique; letters, digits, '-', '_', '.'
 	When  string `yaml:"when,omitempty"` // CEL over `claims` (map), `sub`, `iss`, `groups`; default true
 	Allow []Rule `yaml:"allow,omitempty"`
 	Deny  []Rule `yaml:"deny,omitempty"`
-	// Review rules (issue 4) and masks (issue 5) are added later.
+	// Review rules name what may run only after a human approves it
+	// (issue 4). Masks (issue 5) are added later.
+	Review []Rule `yaml:"review,omitempty"`
 }
 
 // Rule applies to one target. An allow rule without sql grants only
 // connecting and running statements that touch no object (SELECT 1, SET
-// application_name, BEGIN); a deny rule must name something.
+// application_name, BEGIN); a deny or review rule must name something.
+// A review rule also grants connecting, so that the statements it holds
+// can be sent at all.
 type Rule struct {
 	Target string   `yaml:"target"` // name of a configured target; required
 	SQL    *SQLRule `yaml:"sql,omitempty"`
+
+	// Review rules only.
+
+	// Approvers is a CEL expression over the approver's token (the same
+	// variables as a policy's `when`): who may approve or deny what this
+	// rule holds. Default "": whoever matches the top-level `admins`.
+	Approvers string `yaml:"approvers,omitempty"`
+	// MinApprovals is how many distinct approvers must approve. Default 1.
+	MinApprovals int `yaml:"min_approvals,omitempty"`
 }
 
 // SQLRule maps statement actions to object globs ("public.orders",
@@ -122,6 +146,47 @@ type Limits struct {
 	MaxMessageBytes  int           `yaml:"max_message_bytes"` // default 1 MiB (PostgreSQL's own cap is 1 GiB)
 	MaxQueryBytes    int           `yaml:"max_query_bytes"`   // default 256 KiB; longer SQL is refused
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"` // default 10s
+}
+
+// Reviews tunes how statements held for review (by a review rule or a
+// target's require_review) are held, approved and announced. Zero values
+// mean the defaults.
+type Reviews struct {
+	// Wait is how long a held statement waits on its connection for a
+	// decision before the client gets SQLSTATE 42501 with the review id
+	// (it may retry the identical statement once approved). Default 30s;
+	// at most 10m, because a waiting statement keeps its connection, and
+	// any transaction it is in, open.
+	Wait time.Duration `yaml:"wait"`
+	// TTL is how long a pending review may be decided; after it, it
+	// expires. Default 1h; at least Wait.
+	TTL time.Duration `yaml:"ttl"`
+	// GrantTTL is how long after approval the identical statement may be
+	// retried, once, by the identity that sent it. Default 15m.
+	GrantTTL time.Duration `yaml:"grant_ttl"`
+	// Webhook announces new reviews. Optional; a failure to notify never
+	// approves anything.
+	Webhook Webhook `yaml:"webhook,omitempty"`
+	// ConsoleURL is the base URL of the web console, used in messages
+	// that send people to a review; no trailing slash. Default
+	// http://<listen.http> (with "localhost" for an all-interfaces
+	// address); set it when people reach warden by another name. Empty
+	// when there is no HTTP listener.
+	ConsoleURL string `yaml:"console_url,omitempty"`
+}
+
+// Webhook is an HTTP endpoint told about every new review.
+type Webhook struct {
+	// URL receives a POST per review; https, or http to a loopback host.
+	// Empty: no webhook. Treat it as a secret (chat webhook URLs are
+	// credentials); Config.Redacted hides its path.
+	URL string `yaml:"url,omitempty"`
+	// Secret is the HMAC-SHA256 key the body is signed with; required
+	// with URL. Use ${ENV}; never inline in production.
+	Secret string `yaml:"secret,omitempty"`
+	// Format is "json" (the review as JSON; default) or "slack" (a
+	// Slack-compatible incoming-webhook message).
+	Format string `yaml:"format,omitempty"`
 }
 
 // ActionGlobs is one action key of a SQLRule and its entries.

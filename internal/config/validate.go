@@ -23,11 +23,20 @@ const (
 	DefaultMaxMessageBytes  = 1 << 20
 	DefaultMaxQueryBytes    = 256 << 10
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultReviewWait       = 30 * time.Second
+	MaxReviewWait           = 10 * time.Minute
+	DefaultReviewTTL        = time.Hour
+	DefaultGrantTTL         = 15 * time.Minute
+	DefaultMinApprovals     = 1
+	DefaultWebhookFormat    = "json"
 
 	// maxMessageBytesCap is PostgreSQL's own cap on a protocol message
 	// (PQ_LARGE_MESSAGE_LIMIT, src/include/libpq/libpq.h).
 	maxMessageBytesCap = 1<<30 - 1
 )
+
+// webhookFormats are the values of reviews.webhook.format.
+var webhookFormats = []string{"json", "slack"}
 
 // sslModes are libpq's values for sslmode
 // (https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS).
@@ -78,6 +87,60 @@ func (c *Config) setDefaults() {
 	if c.Limits.HandshakeTimeout == 0 {
 		c.Limits.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	for i := range c.Policies {
+		for j := range c.Policies[i].Review {
+			r := &c.Policies[i].Review[j]
+			// An explicit "min_approvals: 0" is left for validate to
+			// refuse: reading it as "one" would hide a mistake in the one
+			// setting that says how many people must agree.
+			if r.MinApprovals == 0 && !c.written(fmt.Sprintf("policies[%d].review[%d].min_approvals", i, j)) {
+				r.MinApprovals = DefaultMinApprovals
+			}
+		}
+	}
+	c.Reviews.setDefaults(c.Listen.HTTP)
+}
+
+// written reports whether the key at path was present in the parsed file
+// (false for a Config built in Go).
+func (c *Config) written(path string) bool {
+	_, ok := c.lines[path]
+	return ok
+}
+
+func (r *Reviews) setDefaults(httpListen string) {
+	if r.Wait == 0 {
+		r.Wait = DefaultReviewWait
+	}
+	if r.TTL == 0 {
+		r.TTL = DefaultReviewTTL
+	}
+	if r.GrantTTL == 0 {
+		r.GrantTTL = DefaultGrantTTL
+	}
+	if r.Webhook.URL != "" && r.Webhook.Format == "" {
+		r.Webhook.Format = DefaultWebhookFormat
+	}
+	r.ConsoleURL = strings.TrimRight(r.ConsoleURL, "/")
+	if r.ConsoleURL == "" && httpListen != "" {
+		r.ConsoleURL = consoleURLFor(httpListen)
+	}
+}
+
+// consoleURLFor derives the console's URL from the HTTP listener address.
+// An all-interfaces address (":8080", "0.0.0.0:8080", "[::]:8080") names
+// no host a person could use, so it becomes localhost: right on the
+// machine itself, and a hint to set console_url everywhere else. A
+// malformed address yields "" (validate reports it).
+func consoleURLFor(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // validator collects every problem rather than stopping at the first: an
@@ -100,6 +163,7 @@ func (c *Config) validate() []error {
 	targets := v.targets()
 	v.policies(targets)
 	v.limits()
+	v.reviews()
 	return v.errs
 }
 
@@ -303,23 +367,41 @@ func (v *validator) policies(targets map[string]string) {
 			}
 		}
 		for j, r := range pol.Allow {
-			v.rule(fmt.Sprintf("%s.allow[%d]", p, j), r, targets, false)
+			v.rule(fmt.Sprintf("%s.allow[%d]", p, j), r, targets, "allow")
 		}
 		for j, r := range pol.Deny {
-			v.rule(fmt.Sprintf("%s.deny[%d]", p, j), r, targets, true)
+			v.rule(fmt.Sprintf("%s.deny[%d]", p, j), r, targets, "deny")
+		}
+		for j, r := range pol.Review {
+			v.rule(fmt.Sprintf("%s.review[%d]", p, j), r, targets, "review")
 		}
 	}
 }
 
-func (v *validator) rule(p string, r Rule, targets map[string]string, deny bool) {
+// rule checks one rule of list ("allow", "deny" or "review"). The
+// approvers expression is compiled by package policy, like `when`.
+func (v *validator) rule(p string, r Rule, targets map[string]string, list string) {
 	if r.Target == "" {
 		v.errorf(p+".target", "required")
 	} else if _, ok := targets[r.Target]; !ok {
 		v.errorf(p+".target", "no target named %q", r.Target)
 	}
 	actions := r.SQL.Actions()
-	if deny && len(actions) == 0 {
-		v.errorf(p, "a deny rule must name something to deny (sql: {delete: [...]})")
+	if list != "allow" && len(actions) == 0 {
+		v.errorf(p, "a %s rule must name something to %s (sql: {delete: [...]})", list, list)
+	}
+	if list == "review" {
+		if r.MinApprovals < 1 {
+			v.errorf(p+".min_approvals", "must be at least 1")
+		}
+	} else {
+		// A misplaced key would otherwise look like it held something.
+		if r.Approvers != "" {
+			v.errorf(p+".approvers", "only review rules have approvers")
+		}
+		if r.MinApprovals != 0 || v.c.written(p+".min_approvals") {
+			v.errorf(p+".min_approvals", "only review rules have min_approvals")
+		}
 	}
 	for _, a := range actions {
 		for k, g := range a.Globs {
@@ -358,5 +440,69 @@ func (v *validator) limits() {
 	}
 	if l.HandshakeTimeout < 0 {
 		v.errorf("limits.handshake_timeout", "must be positive")
+	}
+}
+
+func (v *validator) reviews() {
+	r := v.c.Reviews
+	waitOK := r.Wait >= 0 && r.Wait <= MaxReviewWait
+	if !waitOK {
+		v.errorf("reviews.wait", "must be between 0s and %s (a held statement keeps its connection open)", MaxReviewWait)
+	}
+	switch {
+	case r.TTL < 0:
+		v.errorf("reviews.ttl", "must not be negative")
+	case waitOK && r.TTL < r.Wait:
+		// A review that expired while its statement still waited could
+		// never be approved in time for it.
+		v.errorf("reviews.ttl", "%v is shorter than reviews.wait (%v)", r.TTL, r.Wait)
+	}
+	if r.GrantTTL < 0 {
+		v.errorf("reviews.grant_ttl", "must not be negative")
+	}
+	w := r.Webhook
+	if w.URL == "" {
+		if w.Secret != "" || w.Format != "" {
+			v.errorf("reviews.webhook.url", "required when reviews.webhook has other keys")
+		}
+	} else {
+		v.webhookURL("reviews.webhook.url", w.URL)
+		if w.Secret == "" {
+			// Unsigned notifications could be forged by anyone who can
+			// reach the receiver, and people act on them.
+			v.errorf("reviews.webhook.secret", "required with a webhook url (the HMAC key notifications are signed with; use ${ENV})")
+		}
+		if !slices.Contains(webhookFormats, w.Format) {
+			v.errorf("reviews.webhook.format", "%q is not one of %s", w.Format, strings.Join(webhookFormats, ", "))
+		}
+	}
+	if r.ConsoleURL != "" {
+		u, err := url.Parse(r.ConsoleURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			v.errorf("reviews.console_url", "%q is not an absolute http:// or https:// URL", r.ConsoleURL)
+		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			v.errorf("reviews.console_url", "%q must be a base URL, without user, query or fragment", r.ConsoleURL)
+		}
+	}
+}
+
+// webhookURL is secureURL for a URL that may itself be a credential (a
+// chat webhook's path is its key): messages name the scheme and host
+// only.
+func (v *validator) webhookURL(path, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		v.errorf(path, "not an absolute URL")
+		return
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			v.errorf(path, "http://%s/... must use https:// (http:// is allowed only for loopback hosts)", u.Host)
+		}
+	default:
+		v.errorf(path, "must use https://")
 	}
 }

@@ -8,11 +8,12 @@ import (
 type Effect uint8
 
 // Effects. The zero value is Deny, so a Decision that was never filled in
-// fails closed. Issue 4 adds Review (held for a human) between the two;
-// see kind and rank in subject.go for where precedence lives.
+// fails closed. Precedence (deny > review > allow) is not the numeric
+// order: see kind and rank in subject.go for where it lives.
 const (
-	Deny Effect = iota
-	Allow
+	Deny   Effect = iota
+	Allow         // may run now
+	Review        // may run only after approval (issue 4); not Allowed
 )
 
 func (e Effect) String() string {
@@ -21,6 +22,8 @@ func (e Effect) String() string {
 		return "deny"
 	case Allow:
 		return "allow"
+	case Review:
+		return "review"
 	}
 	return "unknown"
 }
@@ -30,6 +33,10 @@ const (
 	RuleDefaultDeny = "default deny"
 	RuleBuiltin     = "builtin"
 	RuleNoAccess    = "builtin: no object access"
+	// RuleRequireReview names a Review decision made by a target's
+	// require_review for a high-risk statement that policy allowed. Its
+	// approvers are the admins.
+	RuleRequireReview = "require_review"
 )
 
 // Decision is the outcome of one check, naming what made it.
@@ -51,6 +58,20 @@ type Decision struct {
 	// Statement is the 0-based index in Facts.Statements of the statement
 	// that decided (DecideFacts); 0 otherwise.
 	Statement int
+
+	// Review decisions only (zero otherwise).
+
+	// MinApprovals is how many distinct approvers must approve: the
+	// largest min_approvals of the review rules that hold the request.
+	MinApprovals int
+	// Approvers identifies who may approve, for Engine.IsApprover: "" for
+	// the admins, else the ids of the review rules holding the request,
+	// joined by "," ("ops/review[0]"), each of which an approver must
+	// satisfy. Several ids appear only when one request is held by
+	// several rules of which at least one has its own approvers: an
+	// approval then has to satisfy all of them, so that bundling a
+	// statement with an easier one cannot lower the bar for either.
+	Approvers string
 }
 
 // Allowed reports whether the request may proceed now.
@@ -60,7 +81,9 @@ func (d Decision) Allowed() bool { return d.Effect == Allow }
 // rule, e.g.
 //
 //	warden: permission denied: delete on public.orders is not allowed (default deny) [policy: -, rule: default deny]
+//	warden: held for review: delete on public.orders needs approval [policy: ops, rule: ops/review[0]]
 //
+// (for a review, the proxy appends the review id and the console URL).
 // The PostgreSQL proxy sends it in an ErrorResponse (SQLSTATE 42501); the
 // HTTP proxy in its 403 body.
 func (d Decision) Message() string {
@@ -70,6 +93,8 @@ func (d Decision) Message() string {
 		b.WriteString("warden: permission denied: ")
 	case Allow:
 		b.WriteString("warden: allowed: ")
+	case Review:
+		b.WriteString("warden: held for review: ")
 	default:
 		b.WriteString("warden: ")
 	}

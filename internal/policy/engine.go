@@ -7,11 +7,17 @@
 // each statement with map lookups and glob matches only — no CEL, no
 // parsing, no allocation on the allow path (Subject.DecideStatement).
 //
-// Decisions are deny by default: a request is allowed only if an allow
-// rule of a policy whose `when` holds covers every object it touches and
-// no deny rule of such a policy matches any of them (deny > allow; issue 4
-// adds review in between). Every Decision names the policy and rule that
-// made it.
+// Decisions are deny by default. For each object a request touches, the
+// rules of the policies whose `when` holds are consulted in precedence
+// order, deny > review > allow: a matching deny rule denies it, else a
+// matching review rule holds it for approval, else a matching allow rule
+// allows it, else it is denied. The request gets the worst outcome over
+// its objects (and over its statements): any deny denies; else any hold
+// holds; else it is allowed — unless its target has require_review and
+// the statement is high-risk, when it is held too (issue 4). Every
+// Decision names the policy and rule that made it; a held one also says
+// who may approve it (Decision.Approvers, Engine.IsApprover) and how many
+// must.
 //
 // It knows statement facts (package sqlfacts) but not SQL text or the
 // parser, identities (package identity) but not tokens, and nothing about
@@ -24,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/warden-gateway/warden/internal/config"
@@ -34,7 +41,7 @@ import (
 // compilerVersion is folded into Engine.Version: bump it when the meaning
 // of an unchanged configuration changes (matching rules, precedence), so
 // caches keyed by Version are invalidated.
-const compilerVersion = "policy/1"
+const compilerVersion = "policy/2" // 2: review rules, require_review
 
 // Engine is a compiled configuration. It is immutable and safe for
 // concurrent use; reload by compiling a new one.
@@ -42,7 +49,9 @@ type Engine struct {
 	version  string
 	admins   *condition // nil: nobody is an admin
 	policies []*compiledPolicy
-	targets  map[string]string // target name → default schema
+	targets  map[string]targetInfo
+	// reviewRules are the review rules by id, for IsApprover.
+	reviewRules map[string]*ruleRef
 
 	// tables caches the merged rule tables of a set of matching policies.
 	// Sessions of the same kind of agent match the same policies, so Bind
@@ -56,6 +65,12 @@ type Engine struct {
 // handful in use, and beyond the bound Bind just merges without caching.
 const maxCachedTableSets = 256
 
+// targetInfo is what decisions need to know about a configured target.
+type targetInfo struct {
+	schema        string // default schema
+	requireReview bool   // hold high-risk statements that policy allows
+}
+
 type compiledPolicy struct {
 	name   string
 	when   *condition
@@ -67,10 +82,19 @@ type ruleRef struct {
 	order  int    // position in the file, for "the earliest rule wins" naming
 	policy string // "analyst-agents"
 	id     string // "analyst-agents/allow[0]"
-	// allowReason is Decision.Reason for an allow by this rule, built at
-	// compile time so that allowing allocates nothing.
+	// allowReason is Decision.Reason for an allow by this rule (or, for a
+	// review rule, for connecting), built at compile time so that allowing
+	// allocates nothing.
 	allowReason string
+
+	// Review rules only.
+	approvers    *condition // nil: the admins
+	minApprovals int        // ≥ 1
 }
+
+// requireReviewRef stands for a target's require_review in the rule lists
+// of review decisions: approved by the admins, once.
+var requireReviewRef = &ruleRef{id: RuleRequireReview, minApprovals: 1}
 
 // Compile compiles cfg's admins expression and policies. Errors name the
 // file, line, key path and policy, e.g.
@@ -88,8 +112,9 @@ func Compile(cfg *config.Config) (*Engine, error) {
 		return nil, fmt.Errorf("policy.Compile: CEL environment: %w", err)
 	}
 	e := &Engine{
-		targets: map[string]string{},
-		tables:  map[string]map[string]*targetTable{},
+		targets:     map[string]targetInfo{},
+		reviewRules: map[string]*ruleRef{},
+		tables:      map[string]map[string]*targetTable{},
 	}
 	var errs []error
 	fail := func(path, msg string) { errs = append(errs, cfg.ErrorAt(path, msg)) }
@@ -99,7 +124,7 @@ func Compile(cfg *config.Config) (*Engine, error) {
 		if schema == "" {
 			schema = config.DefaultSchema
 		}
-		e.targets[t.Name] = schema
+		e.targets[t.Name] = targetInfo{schema: schema, requireReview: t.RequireReview}
 	}
 	if e.admins, err = compileCondition(env, cfg.Admins); err != nil {
 		fail("admins", err.Error())
@@ -116,25 +141,44 @@ func Compile(cfg *config.Config) (*Engine, error) {
 			kind  kind
 			key   string
 			rules []config.Rule
-		}{{kindDeny, "deny", pol.Deny}, {kindAllow, "allow", pol.Allow}}
+		}{{kindDeny, "deny", pol.Deny}, {kindReview, "review", pol.Review}, {kindAllow, "allow", pol.Allow}}
 		for _, l := range lists {
 			for j, r := range l.rules {
 				rp := fmt.Sprintf("%s.%s[%d]", p, l.key, j)
-				schema, ok := e.targets[r.Target]
+				ti, ok := e.targets[r.Target]
 				if !ok {
 					fail(rp+".target", fmt.Sprintf("policy %q: no target named %q", pol.Name, r.Target))
 					continue
 				}
+				schema := ti.schema
 				id := fmt.Sprintf("%s/%s[%d]", pol.Name, l.key, j)
 				ref := &ruleRef{order: order, policy: pol.Name, id: id, allowReason: "allowed by " + id}
 				order++
+				if l.kind == kindReview {
+					ref.allowReason = "connecting allowed by review rule " + id
+					if ref.approvers, err = compileCondition(env, r.Approvers); err != nil {
+						fail(rp+".approvers", fmt.Sprintf("policy %q: %v", pol.Name, err))
+					}
+					// 0 is the default of a Config built in Go; Parse
+					// has already filled it in and refused values < 1.
+					switch ref.minApprovals = r.MinApprovals; {
+					case ref.minApprovals == 0:
+						ref.minApprovals = config.DefaultMinApprovals
+					case ref.minApprovals < 0:
+						fail(rp+".min_approvals", fmt.Sprintf("policy %q: must be at least 1", pol.Name))
+					}
+					e.reviewRules[id] = ref
+				}
 				tt := cp.tables[r.Target]
 				if tt == nil {
-					tt = newTargetTable(r.Target, schema)
+					tt = newTargetTable(r.Target, ti)
 					cp.tables[r.Target] = tt
 				}
-				if l.kind == kindAllow && tt.connect == nil {
+				switch {
+				case l.kind == kindAllow && tt.connect == nil:
 					tt.connect = ref
+				case l.kind == kindReview && tt.reviewConnect == nil:
+					tt.reviewConnect = ref
 				}
 				for _, a := range r.SQL.Actions() {
 					idx := actionIndex(sqlfacts.Action(a.Action))
@@ -171,7 +215,10 @@ func Compile(cfg *config.Config) (*Engine, error) {
 // version hashes everything a decision depends on. Passwords and
 // addresses are left out: they change no decision.
 func version(cfg *config.Config) string {
-	type target struct{ Name, Type, Schema string }
+	type target struct {
+		Name, Type, Schema string
+		RequireReview      bool
+	}
 	in := struct {
 		Compiler string
 		Admins   string
@@ -179,7 +226,7 @@ func version(cfg *config.Config) string {
 		Policies []config.Policy
 	}{Compiler: compilerVersion, Admins: cfg.Admins, Policies: cfg.Policies}
 	for _, t := range cfg.Targets {
-		in.Targets = append(in.Targets, target{t.Name, t.Type, t.Schema})
+		in.Targets = append(in.Targets, target{t.Name, t.Type, t.Schema, t.RequireReview})
 	}
 	b, err := json.Marshal(in)
 	if err != nil {
@@ -190,8 +237,9 @@ func version(cfg *config.Config) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// Version identifies the compiled policy inputs (policies, admins, target
-// names and schemas). Two engines with the same Version decide alike;
+// Version identifies the compiled policy inputs (policies with their
+// allow, deny and review rules and approvers, admins, target names,
+// schemas and require_review). Two engines with the same Version decide alike;
 // caches of decisions key on it.
 func (e *Engine) Version() string { return e.version }
 
@@ -204,6 +252,51 @@ func (e *Engine) IsAdmin(p *identity.Principal) bool {
 	}
 	ok, err := e.admins.eval(newActivation(p))
 	return err == nil && ok
+}
+
+// IsApprover reports whether p may approve (or deny) a request held for
+// review. approvers is the held Decision's Approvers (as stored with the
+// review): "" means the admins (IsAdmin); otherwise it lists review rule
+// ids, joined by ",", and p must satisfy every one of them — the rule's
+// approvers expression, evaluated over p's token, or IsAdmin for a rule
+// without one and for RuleRequireReview. A single rule id (Decision.Rule
+// of a request held by one rule) works as well.
+//
+// It fails closed: a nil principal, an evaluation error or an id this
+// engine does not know (a rule removed by a policy reload) mean "no".
+// Whether p is the requester is not its business: package review refuses
+// self-approval whatever this says.
+func (e *Engine) IsApprover(p *identity.Principal, approvers string) bool {
+	if p == nil {
+		return false
+	}
+	if approvers == "" {
+		return e.IsAdmin(p)
+	}
+	var act *activation // built once, on first use
+	for id := range strings.SplitSeq(approvers, ",") {
+		ref := requireReviewRef
+		if id != RuleRequireReview {
+			var ok bool
+			if ref, ok = e.reviewRules[id]; !ok {
+				return false
+			}
+		}
+		if ref.approvers == nil {
+			if !e.IsAdmin(p) {
+				return false
+			}
+			continue
+		}
+		if act == nil {
+			a := newActivation(p)
+			act = &a
+		}
+		if ok, err := ref.approvers.eval(*act); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Bind evaluates every policy's `when` for p, once, and returns what a
@@ -248,7 +341,7 @@ func (e *Engine) tablesFor(matched []int) map[string]*targetTable {
 		for name, pt := range e.policies[i].tables {
 			tt := t[name]
 			if tt == nil {
-				tt = newTargetTable(name, pt.schema)
+				tt = newTargetTable(name, targetInfo{schema: pt.schema, requireReview: pt.requireReview})
 				t[name] = tt
 			}
 			tt.merge(pt)

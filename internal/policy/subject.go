@@ -1,31 +1,38 @@
 package policy
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
 )
 
 // kind is a list of rules in a policy. Kinds are numbered in order of
-// precedence: for one access, the first kind with a matching rule decides.
-// Issue 4 inserts kindReview between kindDeny and kindAllow, plus its
-// rank below; nothing else in the decision loop changes.
+// precedence: for one access, the first kind with a matching rule decides
+// (deny > review > allow), whichever matching policies the rules come
+// from. So a review rule holds an access that an allow rule also covers:
+// "allow delete on public.*, review delete on public.orders" holds
+// deletes on orders, which is what anyone writing it means.
 type kind uint8
 
 const (
 	kindDeny kind = iota
+	kindReview
 	kindAllow
 	numKinds
 )
 
 // rank orders outcomes of whole requests: a request touching several
-// objects gets the outcome of the worst of them. Lower is worse.
+// objects, or a query of several statements, gets the outcome of the
+// worst of them. Lower is worse.
 type rank uint8
 
 const (
 	rankExplicitDeny rank = iota // a deny rule, or a builtin refusal
 	rankDefaultDeny              // nothing covers the access
+	rankReview                   // held for approval
 	rankAllow
 )
 
@@ -33,6 +40,8 @@ func kindRank(k kind) rank {
 	switch k {
 	case kindAllow:
 		return rankAllow
+	case kindReview:
+		return rankReview
 	default:
 		return rankExplicitDeny
 	}
@@ -89,14 +98,27 @@ func actionIndex(a sqlfacts.Action) int {
 // targetTable is every rule, of every kind, that applies to one target,
 // arranged for lookup: [action][kind] → entries.
 type targetTable struct {
-	name    string
-	schema  string   // unqualified entries and the default deny message
-	connect *ruleRef // earliest allow rule for the target; nil: may not connect
-	rules   [numActions][numKinds]*ruleSet
+	name          string
+	schema        string   // unqualified entries and the default deny message
+	requireReview bool     // the target's require_review
+	connect       *ruleRef // earliest allow rule for the target
+	// reviewConnect is the earliest review rule for the target: a review
+	// rule lets its subject connect too (else it could never be used),
+	// but an allow rule names the decision when there is one.
+	reviewConnect *ruleRef
+	rules         [numActions][numKinds]*ruleSet
 }
 
-func newTargetTable(name, schema string) *targetTable {
-	return &targetTable{name: name, schema: schema}
+func newTargetTable(name string, ti targetInfo) *targetTable {
+	return &targetTable{name: name, schema: ti.schema, requireReview: ti.requireReview}
+}
+
+// connectRef is the rule that lets a subject connect; nil: it may not.
+func (t *targetTable) connectRef() *ruleRef {
+	if t.connect != nil {
+		return t.connect
+	}
+	return t.reviewConnect
 }
 
 func (t *targetTable) set(action int, k kind) *ruleSet {
@@ -110,6 +132,9 @@ func (t *targetTable) set(action int, k kind) *ruleSet {
 func (t *targetTable) merge(other *targetTable) {
 	if other.connect != nil && (t.connect == nil || other.connect.order < t.connect.order) {
 		t.connect = other.connect
+	}
+	if other.reviewConnect != nil && (t.reviewConnect == nil || other.reviewConnect.order < t.reviewConnect.order) {
+		t.reviewConnect = other.reviewConnect
 	}
 	for a := range other.rules {
 		for k, rs := range other.rules[a] {
@@ -172,10 +197,12 @@ func (s *Subject) Notes() []string { return append([]string(nil), s.notes...) }
 func (s *Subject) Version() string { return s.engine.Version() }
 
 // CanConnect decides whether the subject may open a session to target:
-// some matching policy has an allow rule for it.
+// some matching policy has an allow or a review rule for it.
 func (s *Subject) CanConnect(target string) Decision {
-	if t := s.tables[target]; t != nil && t.connect != nil {
-		return Decision{Effect: Allow, Policy: t.connect.policy, Rule: t.connect.id, Reason: t.connect.allowReason}
+	if t := s.tables[target]; t != nil {
+		if ref := t.connectRef(); ref != nil {
+			return Decision{Effect: Allow, Policy: ref.policy, Rule: ref.id, Reason: ref.allowReason}
+		}
 	}
 	return s.noConnect(target)
 }
@@ -194,21 +221,31 @@ func (s *Subject) noConnect(target string) Decision {
 // DecideStatement decides one statement on target:
 //   - a statement sqlfacts refuses is denied whatever the policy says;
 //   - on a target the subject may not connect to, everything is denied;
-//   - a statement touching no object is allowed;
-//   - otherwise every access must be covered by an allow rule, and none
-//     may match a deny rule (deny wins over allow).
+//   - if any access matches a deny rule, or no rule at all, it is denied;
+//   - else if any access matches a review rule (and no deny rule), it is
+//     held for review (Effect Review) by that rule;
+//   - else (every access allowed, or none touched) it is allowed — but
+//     held by RuleRequireReview if the target has require_review and
+//     the statement is high-risk.
 //
 // The allow path evaluates no CEL and allocates nothing.
 func (s *Subject) DecideStatement(target string, st *sqlfacts.Statement) Decision {
-	d, _ := s.decideStatement(target, st)
+	d, r, held := s.decideStatement(target, st)
+	if r == rankReview {
+		finishReview(&d, held)
+	}
 	return d
 }
 
 // DecideFacts decides a whole query string: if any statement is denied,
 // the whole query is (PostgreSQL runs a multi-statement simple query as
-// one transaction, and half of it must not run). The decision is that of
-// the first statement with the worst outcome, and names it; for an
-// allowed query it is that of the first statement that touches objects.
+// one transaction, and half of it must not run); else if any is held for
+// review, the whole query is, and an approval must satisfy the review
+// rules of every held statement (one approval runs the query string, so
+// it must not carry a statement past rules nobody checked). The decision
+// is that of the first statement with the worst outcome, and names it;
+// for an allowed query it is that of the first statement that touches
+// objects.
 func (s *Subject) DecideFacts(target string, f *sqlfacts.Facts) Decision {
 	if f == nil || len(f.Statements) == 0 {
 		// An empty query string: PostgreSQL answers EmptyQueryResponse.
@@ -218,9 +255,13 @@ func (s *Subject) DecideFacts(target string, f *sqlfacts.Facts) Decision {
 	worstRank := rankAllow + 1
 	allow := -1 // first allowed statement that touches objects
 	var allowD Decision
+	var held []*ruleRef // review rules of all held statements
 	for i := range f.Statements {
-		d, r := s.decideStatement(target, &f.Statements[i])
+		d, r, refs := s.decideStatement(target, &f.Statements[i])
 		d.Statement = i
+		if r == rankReview {
+			held = appendNew(held, refs...)
+		}
 		if r < worstRank {
 			worst, worstRank = d, r
 			if r == rankExplicitDeny {
@@ -232,8 +273,11 @@ func (s *Subject) DecideFacts(target string, f *sqlfacts.Facts) Decision {
 		}
 	}
 	best := worst
-	if worstRank == rankAllow && allow >= 0 {
+	switch {
+	case worstRank == rankAllow && allow >= 0:
 		best = allowD
+	case worstRank == rankReview:
+		finishReview(&best, held)
 	}
 	if len(f.Statements) > 1 && best.Effect != Allow {
 		st := &f.Statements[best.Statement]
@@ -250,35 +294,50 @@ func (s *Subject) DecideFacts(target string, f *sqlfacts.Facts) Decision {
 	return best
 }
 
-func (s *Subject) decideStatement(target string, st *sqlfacts.Statement) (Decision, rank) {
+// decideStatement decides one statement. For a held statement it also
+// returns the review rules that hold it, distinct, in access order (the
+// deciding one first); the caller completes the Decision with
+// finishReview once it knows every held statement.
+func (s *Subject) decideStatement(target string, st *sqlfacts.Statement) (Decision, rank, []*ruleRef) {
 	if st == nil {
-		return Decision{Effect: Deny, Rule: RuleBuiltin, Reason: "no statement facts"}, rankExplicitDeny
+		return Decision{Effect: Deny, Rule: RuleBuiltin, Reason: "no statement facts"}, rankExplicitDeny, nil
 	}
 	if st.Refusal != "" {
-		return Decision{Effect: Deny, Rule: RuleBuiltin, Reason: st.Refusal}, rankExplicitDeny
+		return Decision{Effect: Deny, Rule: RuleBuiltin, Reason: st.Refusal}, rankExplicitDeny, nil
 	}
 	t := s.tables[target]
-	if t == nil || t.connect == nil {
-		return s.noConnect(target), rankDefaultDeny
+	if t == nil || t.connectRef() == nil {
+		return s.noConnect(target), rankDefaultDeny, nil
 	}
 	if len(st.Accesses) == 0 {
-		return s.noAccess(target), rankAllow
+		if t.requireReview && st.HighRisk {
+			return s.highRisk(t, st, nil)
+		}
+		return s.noAccess(target), rankAllow, nil
 	}
 
 	// Find the worst outcome over all accesses, and the first access that
-	// has it. An explicit deny cannot be beaten, so it ends the search.
+	// has it. An explicit deny cannot be beaten, so it ends the search;
+	// review rules are collected as they are met (nil, and no allocation,
+	// on the allow path).
 	worst := rankAllow
 	var worstRef *ruleRef
 	worstAt := 0
 	var firstAllow *ruleRef
+	var held []*ruleRef
 	for i, a := range st.Accesses {
 		k, ref, ok := t.decide(a)
 		r := rankDefaultDeny
 		if ok {
 			r = kindRank(k)
 		}
-		if r == rankAllow && firstAllow == nil {
-			firstAllow = ref
+		switch r {
+		case rankAllow:
+			if firstAllow == nil {
+				firstAllow = ref
+			}
+		case rankReview:
+			held = appendNew(held, ref)
 		}
 		if r < worst {
 			worst, worstRef, worstAt = r, ref, i
@@ -290,7 +349,19 @@ func (s *Subject) decideStatement(target string, st *sqlfacts.Statement) (Decisi
 
 	switch worst {
 	case rankAllow:
-		return Decision{Effect: Allow, Policy: firstAllow.policy, Rule: firstAllow.id, Reason: firstAllow.allowReason}, rankAllow
+		if t.requireReview && st.HighRisk {
+			return s.highRisk(t, st, firstAllow)
+		}
+		return Decision{Effect: Allow, Policy: firstAllow.policy, Rule: firstAllow.id, Reason: firstAllow.allowReason}, rankAllow, nil
+	case rankReview:
+		what := describe(st.Accesses[worstAt])
+		return Decision{
+			Effect:  Review,
+			Policy:  worstRef.policy,
+			Rule:    worstRef.id,
+			Reason:  what + " is held for review by " + worstRef.id + " for subject " + strconv.Quote(s.subject) + " on target " + strconv.Quote(target),
+			Summary: what + " needs approval",
+		}, rankReview, held
 	case rankDefaultDeny:
 		what := describe(st.Accesses[worstAt])
 		return Decision{
@@ -298,9 +369,8 @@ func (s *Subject) decideStatement(target string, st *sqlfacts.Statement) (Decisi
 			Rule:    RuleDefaultDeny,
 			Reason:  what + " is not allowed for subject " + strconv.Quote(s.subject) + " on target " + strconv.Quote(target),
 			Summary: what + " is not allowed (default deny)",
-		}, rankDefaultDeny
+		}, rankDefaultDeny, nil
 	}
-	// rankExplicitDeny. Issue 4: rankReview returns Effect Review here.
 	what := describe(st.Accesses[worstAt])
 	return Decision{
 		Effect:  Deny,
@@ -308,11 +378,85 @@ func (s *Subject) decideStatement(target string, st *sqlfacts.Statement) (Decisi
 		Rule:    worstRef.id,
 		Reason:  what + " is denied by " + worstRef.id + " for subject " + strconv.Quote(s.subject) + " on target " + strconv.Quote(target),
 		Summary: what + " is denied",
-	}, rankExplicitDeny
+	}, rankExplicitDeny, nil
+}
+
+// highRisk holds a statement that policy allowed (by allowedBy; nil for
+// one touching no object) because its target has require_review and the
+// classifier marked it high-risk.
+func (s *Subject) highRisk(t *targetTable, st *sqlfacts.Statement, allowedBy *ruleRef) (Decision, rank, []*ruleRef) {
+	what := riskiest(st)
+	by := RuleNoAccess
+	if allowedBy != nil {
+		by = allowedBy.id
+	}
+	return Decision{
+		Effect: Review,
+		Rule:   RuleRequireReview,
+		Reason: what + " is high-risk and target " + strconv.Quote(t.name) + " has require_review (policy allows it by " + by +
+			") for subject " + strconv.Quote(s.subject),
+		Summary: what + " needs approval (high-risk statement)",
+	}, rankReview, []*ruleRef{requireReviewRef}
+}
+
+// riskiest names what makes a high-risk statement risky for messages: its
+// first access that is not a read ("update on public.orders"), else its
+// first access, else its kind.
+func riskiest(st *sqlfacts.Statement) string {
+	for _, a := range st.Accesses {
+		if a.Action != sqlfacts.Select {
+			return describe(a)
+		}
+	}
+	if len(st.Accesses) > 0 {
+		return describe(st.Accesses[0])
+	}
+	if st.Kind != "" {
+		return st.Kind + " statement"
+	}
+	return "statement"
+}
+
+// finishReview completes a Review decision held by the review rules held
+// (the deciding one first): the most approvals any of them asks for, by
+// approvers who satisfy all of them (Decision.Approvers).
+func finishReview(d *Decision, held []*ruleRef) {
+	d.MinApprovals = 1
+	own := false // some rule has its own approvers expression
+	for _, r := range held {
+		d.MinApprovals = max(d.MinApprovals, r.minApprovals)
+		own = own || r.approvers != nil
+	}
+	ids := make([]string, len(held))
+	for i, r := range held {
+		ids[i] = r.id
+	}
+	who := "the admins"
+	if own {
+		d.Approvers = strings.Join(ids, ",")
+		who = "approvers of " + strings.Join(ids, " and ")
+	} else if len(held) > 1 {
+		who = "the admins (" + strings.Join(ids, ", ") + ")"
+	}
+	n := "1 approval"
+	if d.MinApprovals > 1 {
+		n = strconv.Itoa(d.MinApprovals) + " approvals"
+	}
+	d.Reason += "; needs " + n + " from " + who
+}
+
+// appendNew appends the refs not yet in list.
+func appendNew(list []*ruleRef, refs ...*ruleRef) []*ruleRef {
+	for _, r := range refs {
+		if !slices.Contains(list, r) {
+			list = append(list, r)
+		}
+	}
+	return list
 }
 
 func (s *Subject) noAccess(target string) Decision {
-	if t := s.tables[target]; t == nil || t.connect == nil {
+	if t := s.tables[target]; t == nil || t.connectRef() == nil {
 		return s.noConnect(target)
 	}
 	return Decision{Effect: Allow, Rule: RuleNoAccess, Reason: "statement touches no object"}
