@@ -43,7 +43,7 @@ func openStore(cmd *cobra.Command, path, storePath string) (*store.SQLite, error
 }
 
 func auditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Read and check the audit log"}
+	cmd := &cobra.Command{Use: "audit", Short: "Read, search, export and check the audit log"}
 	var path, storePath string
 	cmd.PersistentFlags().StringVarP(&path, "config", "c", "warden.yaml", "configuration file (names the store)")
 	cmd.PersistentFlags().StringVar(&storePath, "store", "", "audit store file (SQLite); instead of reading --config, whose ${ENV} secrets must then be set")
@@ -70,26 +70,47 @@ func auditCmd() *cobra.Command {
 		},
 	}
 
-	var q store.Query
-	var since time.Duration
+	var (
+		f               auditFilter
+		searchAPIFlags  apiFlags
+		limit, pageSize int
+		newest, asJSON  bool
+	)
 	search := &cobra.Command{
 		Use:   "search",
-		Short: "Print audit records as JSON lines (reads the local store)",
-		Args:  cobra.NoArgs,
+		Short: "Search the audit log of a running gateway (--server) or of a local store (--config, --store)",
+		Long: `Search the audit log. With --server (or $WARDEN_SERVER, or when neither
+--config nor --store is given) it asks a running gateway's admin API, following
+its pages up to --limit events, and prints a table (--json: JSON lines). With
+--config or --store it reads the local SQLite store and prints JSON lines.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDecision(f.decision); err != nil {
+				return fmt.Errorf("search: %w", err)
+			}
+			useAPI, err := searchUsesAPI(cmd)
+			if err != nil {
+				return err
+			}
+			if useAPI {
+				return searchAPI(cmd, &searchAPIFlags, &f, limit, pageSize, newest, asJSON)
+			}
+			q := store.Query{
+				Subject: f.subject, Target: f.target, Decision: f.decision, Kind: f.kind,
+				SessionID: f.session, Text: f.text, Limit: limit, Newest: newest,
+			}
+			now := time.Now()
+			if q.Since, err = parseWhen("since", f.since, now); err != nil {
+				return fmt.Errorf("search: %w", err)
+			}
+			if q.Until, err = parseWhen("until", f.until, now); err != nil {
+				return fmt.Errorf("search: %w", err)
+			}
 			st, err := openStore(cmd, path, storePath)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			switch q.Decision {
-			case "", "allow", "deny", "error":
-			default:
-				return fmt.Errorf("search: --decision must be allow, deny or error, not %q", q.Decision)
-			}
-			if since > 0 {
-				q.Since = time.Now().Add(-since)
-			}
 			evs, err := st.Query(cmd.Context(), q)
 			if err != nil {
 				return err
@@ -103,13 +124,17 @@ func auditCmd() *cobra.Command {
 			return nil
 		},
 	}
-	search.Flags().StringVar(&q.Subject, "subject", "", "only this subject")
-	search.Flags().StringVar(&q.Target, "target", "", "only this target")
-	search.Flags().StringVar(&q.Decision, "decision", "", "only this decision (allow, deny, error)")
-	search.Flags().StringVar(&q.Text, "text", "", "request text contains")
-	search.Flags().DurationVar(&since, "since", 0, "only the last DURATION")
-	search.Flags().IntVar(&q.Limit, "limit", 100, "at most N records")
-	search.Flags().BoolVar(&q.Newest, "newest", true, "newest first")
-	cmd.AddCommand(verify, search)
+	searchAPIFlags.register(search)
+	f.register(search)
+	sf := search.Flags()
+	sf.StringVar(&f.text, "text", "", "request text contains (case-sensitive)")
+	sf.StringVar(&f.since, "since", "", "only events at or after this time: RFC 3339, or a duration ago (1h)")
+	sf.StringVar(&f.until, "until", "", "only events before this time: RFC 3339, or a duration ago")
+	sf.IntVar(&limit, "limit", 100, "at most N events (a local store returns at most 1000)")
+	sf.BoolVar(&newest, "newest", true, "newest first")
+	sf.BoolVar(&asJSON, "json", false, "print JSON lines (with --config/--store the output is always JSON lines)")
+	sf.IntVar(&pageSize, "page-size", store.MaxQueryLimit, "events per API request")
+	sf.MarkHidden("page-size") // for tests of cursor paging
+	cmd.AddCommand(verify, search, auditTailCmd(), auditExportCmd(&path, &storePath))
 	return cmd
 }

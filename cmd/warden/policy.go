@@ -244,7 +244,15 @@ func explainSQL(w io.Writer, s *policy.Subject, target, schema, sql string) erro
 	}
 	d := s.DecideFacts(target, facts)
 	fmt.Fprintf(w, "decision: %s\npolicy:   %s\nrule:     %s\nreason:   %s\n", d.Effect, orDash(d.Policy), d.Rule, d.Reason)
-	if d.Effect != policy.Allow {
+	switch d.Effect {
+	case policy.Review:
+		approvers := d.Approvers
+		if approvers == "" {
+			approvers = "admins"
+		}
+		fmt.Fprintf(w, "approvals: %d from %s\nclient sees: the statement is held until approved, or ERROR 42501: %s\n", max(d.MinApprovals, 1), approvers, d.Message())
+		return &exitError{code: 3, msg: "held for review"}
+	case policy.Deny:
 		fmt.Fprintf(w, "client sees: ERROR 42501: %s\n", d.Message())
 		return &exitError{code: 2, msg: "denied"}
 	}

@@ -205,12 +205,12 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "expect required",
 			yaml: "cases:\n  - name: a\n    identity: { sub: agent-1 }\n    target: prod-db\n    sql: SELECT 1\n",
-			want: []string{`tests.yaml:2: cases[0].expect: required: "allow" or "deny"`},
+			want: []string{`tests.yaml:2: cases[0].expect: required: "allow", "review" or "deny"`},
 		},
 		{
 			name: "expect allow or deny",
 			yaml: "cases:\n  - name: a\n    identity: { sub: agent-1 }\n    target: prod-db\n    sql: SELECT 1\n    expect: Allowed\n",
-			want: []string{`tests.yaml:6: cases[0].expect: "Allowed" is not "allow" or "deny"`},
+			want: []string{`tests.yaml:6: cases[0].expect: "Allowed" is not "allow", "review" or "deny"`},
 		},
 		{
 			name: "no request",
@@ -267,7 +267,7 @@ func TestParseErrors(t *testing.T) {
 			name: "several problems at once",
 			yaml: "cases:\n  - name: a\n    identity: { sub: agent-1 }\n    target: prod-db\n    sql: SELECT 1\n    expect: maybe\n  - name: b\n    identity: { sub: agent-1 }\n    sql: SELECT 1\n    kube: get pods\n    expect: deny\n",
 			want: []string{
-				`tests.yaml:6: cases[0].expect: "maybe" is not "allow" or "deny"`,
+				`tests.yaml:6: cases[0].expect: "maybe" is not "allow", "review" or "deny"`,
 				`tests.yaml:7: cases[1].target: required`,
 				`tests.yaml:10: cases[1].kube: a case has exactly one request, and this one also has sql`,
 			},

@@ -284,10 +284,12 @@ func (d *decoder) testCase(n *yaml.Node, path string) *Case {
 				c.Expect = policy.Allow
 			case "deny":
 				c.Expect = policy.Deny
+			case "review":
+				c.Expect = policy.Review
 			case "":
-				d.errorf(k.Line, p, `required: "allow" or "deny"`)
+				d.errorf(k.Line, p, `required: "allow", "review" or "deny"`)
 			default:
-				d.errorf(v.Line, p, `%q is not "allow" or "deny"`, s)
+				d.errorf(v.Line, p, `%q is not "allow", "review" or "deny"`, s)
 			}
 		case "rule":
 			c.Rule = d.str(v, p)
@@ -311,7 +313,7 @@ func (d *decoder) testCase(n *yaml.Node, path string) *Case {
 		d.errorf(c.line("target"), path+".target", "required")
 	}
 	if _, ok := present["expect"]; !ok {
-		d.errorf(c.Line, path+".expect", `required: "allow" or "deny"`)
+		d.errorf(c.Line, path+".expect", `required: "allow", "review" or "deny"`)
 	}
 	switch len(kinds) {
 	case 0:
