@@ -11,3 +11,7 @@ var (
 	ErrNotApprover  = errors.New("review: not an approver for this review")
 	ErrDuplicate    = errors.New("review: already approved by this approver")
 )
+
+// ErrNotClaimed is why Manager.Executed refuses (and logs) a result for a
+// review whose grant was not claimed: its state is not Executed.
+var ErrNotClaimed = errors.New("review: not claimed")

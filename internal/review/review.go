@@ -44,8 +44,8 @@ type Request struct {
 
 // Approval is one approver's yes.
 type Approval struct {
-	By      string    `json:"by"`      // approver's subject
-	Issuer  string    `json:"issuer"`  // approver's issuer
+	By      string    `json:"by"`     // approver's subject
+	Issuer  string    `json:"issuer"` // approver's issuer
 	Comment string    `json:"comment,omitempty"`
 	Time    time.Time `json:"time"`
 }

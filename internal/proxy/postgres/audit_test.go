@@ -76,8 +76,8 @@ func TestAuditRecords(t *testing.T) {
 			t.Fatalf("a token reached the audit log: %+v", ev)
 		}
 	}
-	if end := find(func(ev *audit.Event) bool { return ev.Kind == audit.KindSessionEnd && ev.Subject == "agent-7" }); end == nil {
-		t.Fatal("no session end record")
+	if end := find(func(ev *audit.Event) bool { return ev.Kind == audit.KindSessionEnd && ev.Subject == "agent-7" }); end == nil || end.Error != "" {
+		t.Fatalf("session end record of a clean close: %+v", end)
 	}
 	if _, bad, err := e.gw.Store.Verify(ctx); err != nil || bad != 0 {
 		t.Fatalf("chain: bad=%d err=%v", bad, err)

@@ -91,6 +91,10 @@ type Config struct {
 	Audit    audit.Sink
 	Logger   *slog.Logger     // default: slog.Default()
 	Metrics  *metrics.Metrics // optional
+	// Reviews holds statements that policy marks for review; without it
+	// they are refused.
+	Reviews    Reviewer
+	ReviewWait time.Duration // how long a held statement waits; default 30s
 
 	// TLS, when set, answers SSLRequest with TLS. Without it warden
 	// answers 'N'.
@@ -139,6 +143,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxQueryBytes <= 0 {
 		cfg.MaxQueryBytes = 256 << 10
+	}
+	if cfg.ReviewWait <= 0 {
+		cfg.ReviewWait = 30 * time.Second
 	}
 	if cfg.MaxAuditText <= 0 {
 		cfg.MaxAuditText = 4096
@@ -201,10 +208,20 @@ func (s *Server) Close() error {
 	for l := range s.listeners {
 		l.Close()
 	}
+	sessions := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
-		ss.kill()
+		sessions = append(sessions, ss)
 	}
 	s.mu.Unlock()
+	for _, ss := range sessions {
+		msg := "warden: terminating connection: warden is shutting down"
+		if id := ss.held.Load(); id != nil {
+			// Pending reviews survive a restart: the retry runs once
+			// approved.
+			msg += fmt.Sprintf("; your statement is held in review %s: reconnect and re-run it after approval", *id)
+		}
+		ss.terminate("57P01", msg, "warden shutting down")
+	}
 	s.cancel()
 	s.wg.Wait()
 	return nil
@@ -491,6 +508,7 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 		upKey:    hj.SecretKey,
 		upAddr:   net.JoinHostPort(ucfg.Host, fmt.Sprint(ucfg.Port)),
 	}
+	ss.ctx, ss.cancel = context.WithCancel(s.ctx)
 	ss.secret = make([]byte, 4)
 	rand.Read(ss.secret)
 	if !s.register(ss) {

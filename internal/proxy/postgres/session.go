@@ -95,6 +95,13 @@ type session struct {
 	denials map[uint64]denial // by nonce
 	rfqSeen uint64
 
+	// ctx ends when the session does: it bounds waits for reviews.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// held is the id of the review a statement is waiting on, if any.
+	held atomic.Pointer[string]
+	bg   sync.WaitGroup // background work owned by the session (review results)
+
 	killOnce sync.Once
 	killed   atomic.Bool // set once kill has run: the session is ending
 	endErr   error
@@ -111,7 +118,8 @@ type portal struct {
 
 // inflight is an allowed statement awaiting its completion upstream.
 type inflight struct {
-	seq     int64 // 0: not recorded (e.g. an Execute of an unknown portal)
+	seq      int64  // 0: not recorded (e.g. an Execute of an unknown portal)
+	reviewID string // the approval it runs under, if any
 	text    string
 	kind    string
 	start   time.Time
@@ -128,6 +136,9 @@ type denial struct {
 func (ss *session) kill() {
 	ss.killOnce.Do(func() {
 		ss.killed.Store(true)
+		if ss.cancel != nil {
+			ss.cancel()
+		}
 		ss.client.Close()
 		ss.upstream.Close()
 	})
@@ -145,6 +156,7 @@ func (ss *session) run() {
 	err := ss.clientLoop()
 	ss.kill()
 	wg.Wait()
+	ss.bg.Wait()
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = up.err
 	}
@@ -244,23 +256,40 @@ func (ss *session) clientLoop() error {
 			ss.mt.Decided(d.Effect == policy.Allow, time.Since(start))
 			ss.seq++
 			rec := record{seq: ss.seq, text: st.Text, kind: st.Kind, paramsHash: p.paramsHash}
-			if d.Effect != policy.Allow {
+			var approvedBy string
+			switch d.Effect {
+			case policy.Deny:
 				// Policy is fixed for a session today; should it ever
 				// change under one, the new answer wins.
 				ss.audit(rec, d, false)
 				ss.refuse('P', "", nil, denyResponse("42501", d))
+			case policy.Review:
+				r, refusal := ss.hold(rec, st.Kind, d)
+				if refusal != nil {
+					ss.refuse('P', "", nil, refusal)
+					break
+				}
+				approvedBy = r.ID
+				d.Effect, d.Reason = policy.Allow, fmt.Sprintf("approved in review %s: %s", r.ID, d.Reason)
+			}
+			if d.Effect != policy.Allow {
 				break
 			}
 			// The decision was made at Parse; this records that the
 			// statement ran, with its parameters' digest.
-			if err := ss.audit(rec, d, !readOnly(st, nil)); err != nil {
+			if err := ss.audit(rec, d, approvedBy != "" || !readOnly(st, nil)); err != nil {
 				// A placeholder Parse fails at this position, so the
 				// Execute and the rest of the batch are skipped.
 				ss.refuse('P', "", nil, auditUnavailable())
 				break
 			}
-			ss.push(inflight{seq: ss.seq, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
+			ss.push(inflight{seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
 			writeRaw(ss.uw, typ, body)
+		case 'X':
+			// Terminate: pass it on so the backend ends cleanly.
+			writeRaw(ss.uw, typ, body)
+			ss.uw.Flush()
+			return nil
 		case 'D', 'H', 'd', 'c', 'f':
 			writeRaw(ss.uw, typ, body)
 		default:
@@ -308,7 +337,7 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 	// expressions evaluated now; CREATE TABLE ... AS EXECUTE creates a
 	// table). Then what EXECUTE runs.
 	d := ss.subject.DecideFacts(ss.target.Name, facts)
-	if d.Effect != policy.Allow {
+	if d.Effect == policy.Deny {
 		return facts, d, "42501"
 	}
 	var pending map[string]*sqlfacts.Statement
@@ -324,8 +353,13 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 					Reason:  fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName),
 					Summary: fmt.Sprintf("prepared statement %q is not known to warden", st.ExecuteName)}, "42501"
 			}
-			if di := ss.subject.DecideStatement(ss.target.Name, ps); di.Effect != policy.Allow {
+			switch di := ss.subject.DecideStatement(ss.target.Name, ps); di.Effect {
+			case policy.Deny:
 				return facts, di, "42501"
+			case policy.Review:
+				if d.Effect == policy.Allow {
+					d = di // deny > review > allow
+				}
 			}
 		}
 		if facts.Statements[i].PrepareName != "" {
@@ -385,12 +419,22 @@ func (ss *session) query(q string, body []byte) error {
 	if facts != nil {
 		rec.fingerprint = facts.Fingerprint
 	}
-	if d.Effect != policy.Allow {
+	var approvedBy string
+	switch d.Effect {
+	case policy.Deny:
 		ss.audit(rec, d, false)
 		ss.refuse('Q', "", nil, denyResponse(code, d))
 		return nil
+	case policy.Review:
+		r, refusal := ss.hold(rec, kindOf(facts), d)
+		if refusal != nil {
+			ss.refuse('Q', "", nil, refusal)
+			return nil
+		}
+		approvedBy = r.ID
+		d.Effect, d.Reason = policy.Allow, fmt.Sprintf("approved in review %s: %s", r.ID, d.Reason)
 	}
-	if err := ss.audit(rec, d, !ss.factsReadOnly(facts)); err != nil {
+	if err := ss.audit(rec, d, approvedBy != "" || !ss.factsReadOnly(facts)); err != nil {
 		ss.refuse('Q', "", nil, auditUnavailable())
 		return nil
 	}
@@ -400,7 +444,8 @@ func (ss *session) query(q string, body []byte) error {
 	} else {
 		for i := range facts.Statements {
 			st := &facts.Statements[i]
-			ss.push(inflight{seq: ss.seq, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs})
+			ss.push(inflight{seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs})
+			approvedBy = "" // the result of the first statement reports to the review
 		}
 	}
 	writeRaw(ss.uw, 'Q', body)
@@ -413,7 +458,10 @@ func (ss *session) query(q string, body []byte) error {
 func (ss *session) parse(p *pgproto3.Parse, body []byte) error {
 	start := time.Now()
 	facts, d, code := ss.decide(p.Query, true)
-	if d.Effect != policy.Allow {
+	// A statement held for review is parsed (parsing runs nothing) and
+	// held at Execute, when its parameters are known: the approval binds
+	// them too.
+	if d.Effect == policy.Deny {
 		ss.mt.Decided(false, time.Since(start))
 		ss.seq++
 		ss.audit(record{seq: ss.seq, text: p.Query, kind: kindOf(facts)}, d, false)
@@ -609,9 +657,12 @@ func (ss *session) audit(r record, d policy.Decision, sync bool) error {
 	ev.Fingerprint = r.fingerprint
 	ev.ParamsHash = r.paramsHash
 	ev.Policy, ev.Rule, ev.Reason = d.Policy, d.Rule, d.Reason
-	if d.Effect == policy.Allow {
+	switch d.Effect {
+	case policy.Allow:
 		ev.Decision = audit.Allow
-	} else {
+	case policy.Review:
+		ev.Decision = reviewDecision
+	default:
 		ev.Decision = audit.Deny
 	}
 	if as, ok := ss.srv.cfg.Audit.(audit.AsyncSink); ok && !sync {
@@ -788,6 +839,20 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 		}
 	}
 	ev.Rows = rows
+	if f.reviewID != "" {
+		result := fmt.Sprintf("%d rows, %d bytes, %v", rows, bytes, took.Round(time.Microsecond))
+		if ev.Error != "" {
+			result = "error " + ev.Error
+		}
+		id, rv := f.reviewID, ss.srv.cfg.Reviews
+		ss.bg.Add(1)
+		go func() {
+			defer ss.bg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			rv.Executed(ctx, id, result)
+		}()
+	}
 	// Results describe what already happened: they are submitted, not
 	// waited for, and never hold up the client.
 	if as, ok := ss.srv.cfg.Audit.(audit.AsyncSink); ok {
