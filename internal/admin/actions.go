@@ -175,27 +175,7 @@ func (a *API) recordAction(w http.ResponseWriter, r *http.Request, ev *audit.Eve
 // and returns false on a bad body.
 func readActionRequest(w http.ResponseWriter, r *http.Request) (ActionRequest, bool) {
 	var req ActionRequest
-	// r.Body is already bounded by MaxBytesReader in ServeHTTP.
-	raw, err := io.ReadAll(r.Body)
-	if err != nil {
-		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
-			return req, false
-		}
-		badRequest(w, "body", "cannot read the request body")
-		return req, false
-	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return req, true
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		badRequest(w, "body", `body must be a JSON object {"reason": "..."}: `+err.Error())
-		return req, false
-	}
-	if len(bytes.TrimSpace(raw[dec.InputOffset():])) != 0 {
-		badRequest(w, "body", "body must hold a single JSON object")
+	if !readJSONBody(w, r, &req, `{"reason": "..."}`) {
 		return req, false
 	}
 	if len(req.Reason) > MaxReasonBytes {
@@ -203,4 +183,36 @@ func readActionRequest(w http.ResponseWriter, r *http.Request) (ActionRequest, b
 		return req, false
 	}
 	return req, true
+}
+
+// readJSONBody reads an optional JSON body into v: an empty body leaves v
+// alone; anything else must be exactly one object of v's shape (shown to
+// the caller as shape) with no unknown fields, so a misspelt field is an
+// error rather than silently dropped. It answers 400/413 itself and
+// returns false on a bad body.
+func readJSONBody(w http.ResponseWriter, r *http.Request, v any, shape string) bool {
+	// r.Body is already bounded by MaxBytesReader in ServeHTTP.
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+			return false
+		}
+		badRequest(w, "body", "cannot read the request body")
+		return false
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		badRequest(w, "body", "body must be a JSON object "+shape+": "+err.Error())
+		return false
+	}
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) != 0 {
+		badRequest(w, "body", "body must hold a single JSON object")
+		return false
+	}
+	return true
 }

@@ -1,10 +1,11 @@
 // Package admin is warden's operator API: reading the audit log, listing
-// and killing live sessions, and revoking identities, all over JSON on the
-// http listener under /api/v1/. It owns authentication and authorization
-// of operators and the audit records of what they do; it knows nothing
-// about wire protocols, policy syntax or how events are stored. What it
+// and killing live sessions, revoking identities, and approving or denying
+// held requests (reviews), all over JSON on the http listener under
+// /api/v1/. It owns authentication and authorization of operators and the
+// audit records of what they do; it knows nothing about wire protocols,
+// policy syntax, how events are stored or how a review is decided. What it
 // needs from the rest of warden it asks for through small interfaces
-// (AuditReader, Sessions, Revoker) that the wiring code satisfies.
+// (AuditReader, Sessions, Revoker, Reviews) that the wiring code satisfies.
 //
 // # Who may call it
 //
@@ -23,6 +24,20 @@
 // Failed authentications are logged, not audited: an unauthenticated
 // caller must not be able to grow the durable log at will.
 //
+// Three review endpoints decide for themselves who may use them, because
+// the people who may act on a review are not only the admins (issue #4):
+//
+//   - POST /api/v1/reviews/{id}/approve and /deny are open to every
+//     verified caller; Reviews decides whether this caller may decide this
+//     review (the admins, or the review rule's `approvers`) and refuses the
+//     requester itself: 403 "forbidden" or "self_approval";
+//   - GET /api/v1/reviews/{id} is for admins, and for the identity that
+//     requested the review (same subject and issuer), so an agent can poll
+//     its own held request. Anyone else gets 403 "forbidden", audited,
+//     whether or not the review exists.
+//
+// The review list stays admin-only.
+//
 // # Endpoints
 //
 //	GET    /api/v1/audit?subject=&target=&decision=&kind=&session=&q=&since=&until=&limit=&after=&order=
@@ -30,12 +45,23 @@
 //	GET    /api/v1/sessions                   → 200 SessionList {"sessions": [...]}
 //	DELETE /api/v1/sessions/{id}              → 200 TerminateResult, or 404 "not_found"
 //	POST   /api/v1/identities/{sub}/revoke    → 200 RevokeResult
+//	GET    /api/v1/reviews?state=&subject=&target=&limit=
+//	       → 200 ReviewList {"reviews": [...]}; state defaults to pending
+//	GET    /api/v1/reviews/{id}               → 200 ReviewView, or 404 "not_found"
+//	POST   /api/v1/reviews/{id}/approve       → 200 ReviewView (updated), or 403/404/409
+//	POST   /api/v1/reviews/{id}/deny          → 200 ReviewView (updated), or 403/404/409
 //
-// DELETE and POST take an optional JSON body {"reason": "..."} (at most
-// MaxBodyBytes; the reason at most MaxReasonBytes). Every error is JSON
-// ErrorBody {"error": "...", "code": "..."}; an unknown path is 404
-// "not_found", a known path with another method 405 "method_not_allowed"
-// with an Allow header.
+// A ReviewView is a review.Review's JSON with the review's console "url"
+// added. Refused decisions: 403 "self_approval" (the requester), 403
+// "forbidden" (not an approver), 404 "not_found", 409 "conflict" (no
+// longer pending), 409 "duplicate" (this approver already approved).
+//
+// DELETE /api/v1/sessions/{id} and POST .../revoke take an optional JSON
+// body {"reason": "..."} (at most MaxBodyBytes; the reason at most
+// MaxReasonBytes); approve and deny an optional {"comment": "..."} (at
+// most MaxCommentBytes). Every error is JSON ErrorBody {"error": "...",
+// "code": "..."}; an unknown path is 404 "not_found", a known path with
+// another method 405 "method_not_allowed" with an Allow header.
 //
 // # Path segments
 //
@@ -46,9 +72,10 @@
 // (http.ServeMux since Go 1.22 splits r.URL.EscapedPath() on '/' and only
 // then unescapes each segment), so an escaped '/' never splits a segment.
 // A subject "." or ".." must be escaped as %2E / %2E%2E. EscapeSegment,
-// SessionPath and RevokePath build such paths for clients. Paths that are
-// not canonical (".", ".." or empty segments) are refused with 404 rather
-// than redirected, so every answer is JSON.
+// SessionPath, RevokePath, ReviewPath, ApprovePath and DenyPath build such
+// paths for clients. Paths that are not canonical (".", ".." or empty
+// segments) are refused with 404 rather than redirected, so every answer
+// is JSON.
 //
 // Mount the API at "/" (or "/api/v1/") of the listener's mux without
 // http.StripPrefix: it routes on the full path.
@@ -63,8 +90,18 @@
 // kill also sets the event's SessionID and Target to the killed session's,
 // so the session's own audit trail shows who ended it. If the Revoker
 // fails after its record was stored, a second event (Decision "error",
-// Error set) says so and the caller gets 500. Reads (audit, session list)
-// are not recorded, so tailing the log does not grow it.
+// Error set) says so and the caller gets 500. Reads (audit, session list,
+// reviews) are not recorded, so tailing the log does not grow it.
+//
+// Approving and denying follow the same rule, with one difference: the
+// API cannot know before asking Reviews whether the caller may decide, so
+// every attempt is recorded first (Decision "allow": the API let it
+// through; Request "POST /api/v1/reviews/<id>/approve"; Reason names the
+// review, its requester and target, and carries the comment; SessionID and
+// Target are the held request's), and an attempt Reviews refuses gets a
+// second record (Decision "deny", Reason the refusal) — or "error" with
+// Error set if Reviews failed. The review's own events (proposed,
+// approved, executed) are Reviews' to record.
 package admin
 
 import (
@@ -91,6 +128,9 @@ const (
 	// MaxReasonBytes bounds an operator's reason: it is shown to the
 	// terminated client and stored in the audit log.
 	MaxReasonBytes = 1024
+	// MaxCommentBytes bounds an approver's comment: it is stored with the
+	// review, shown to the requester and in the audit log.
+	MaxCommentBytes = 1024
 	// maxParamBytes bounds each query parameter value.
 	maxParamBytes = 4096
 	// maxRequestText bounds the Request text of an audit event.
@@ -98,7 +138,7 @@ const (
 	// recordTimeout bounds how long an action waits for its audit record;
 	// a store that slow is a failed store, and the action is refused.
 	recordTimeout = 10 * time.Second
-	// actionTimeout bounds a Revoker call.
+	// actionTimeout bounds a Revoker or a Reviews decision call.
 	actionTimeout = 30 * time.Second
 )
 
@@ -167,6 +207,9 @@ type Config struct {
 	Sessions Sessions
 	// Revoker serves POST /api/v1/identities/{sub}/revoke. Nil: 501.
 	Revoker Revoker
+	// Reviews serves /api/v1/reviews (review.Manager). Nil: those
+	// endpoints answer 501.
+	Reviews Reviews
 	// Record stores operator actions and refused callers. Required:
 	// without it no action could be carried out (fail closed).
 	Record audit.Sink
@@ -185,6 +228,10 @@ type API struct {
 	log *slog.Logger
 	now func() time.Time
 	mux *http.ServeMux // routes requests that passed authentication
+	// open holds the mux patterns whose handlers authorize the caller
+	// themselves; every other pattern is for admins only. Written once
+	// in New.
+	open map[string]bool
 }
 
 // New checks cfg and returns the API.
@@ -197,7 +244,7 @@ func New(cfg Config) (*API, error) {
 	case cfg.Record == nil:
 		return nil, errors.New("admin.New: Record is required (operator actions must be audited)")
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	a := &API{cfg: cfg, log: cfg.Logger, now: cfg.Now, open: map[string]bool{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -220,6 +267,24 @@ func New(cfg Config) (*API, error) {
 	m.HandleFunc("/api/v1/identities/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound,
 			"no such endpoint; the identity endpoint is /api/v1/identities/{sub}/revoke, with '/' in the subject escaped as %2F")
+	})
+	m.HandleFunc("GET /api/v1/reviews", a.handleReviews)
+	m.HandleFunc("/api/v1/reviews", methodNotAllowed("GET, HEAD"))
+	// Approvers who are not admins, and a review's requester, reach these
+	// (see "Who may call it"); their 405s are theirs too.
+	open := func(pattern string, h http.HandlerFunc) {
+		m.HandleFunc(pattern, h)
+		a.open[pattern] = true
+	}
+	open("GET /api/v1/reviews/{id}", a.handleReview)
+	open("/api/v1/reviews/{id}", methodNotAllowed("GET, HEAD"))
+	open("POST /api/v1/reviews/{id}/approve", a.handleDecision(approve))
+	open("/api/v1/reviews/{id}/approve", methodNotAllowed("POST"))
+	open("POST /api/v1/reviews/{id}/deny", a.handleDecision(deny))
+	open("/api/v1/reviews/{id}/deny", methodNotAllowed("POST"))
+	m.HandleFunc("/api/v1/reviews/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound,
+			"no such endpoint; the review endpoints are /api/v1/reviews/{id}, .../approve and .../deny, with '/' in the id escaped as %2F")
 	})
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint")
@@ -255,7 +320,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !a.cfg.IsAdmin(caller) {
+	// The pattern the mux will route to says who may call it: admins
+	// only, unless the handler authorizes the caller itself.
+	if _, pattern := a.mux.Handler(r); !a.open[pattern] && !a.cfg.IsAdmin(caller) {
 		a.forbid(rw, r, caller)
 		return
 	}
@@ -329,15 +396,22 @@ func bearerToken(h http.Header) (string, error) {
 // forbid answers 403 to a verified non-admin and audits the attempt. The
 // answer does not depend on the record: nothing is done either way.
 func (a *API) forbid(w http.ResponseWriter, r *http.Request, caller *identity.Principal) {
+	a.refuse(w, r, caller, "not an administrator: the admins rule does not match",
+		"forbidden: "+caller.Subject+" is not an administrator")
+}
+
+// refuse answers 403 "forbidden" with msg to a verified caller and audits
+// the refusal with reason.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, caller *identity.Principal, reason, msg string) {
 	// The path only: the query string is the client's to fill, and it
 	// could carry a credential (?access_token=) the log must never hold.
 	req := r.Method + " " + r.URL.EscapedPath()
-	ev := a.event(r, caller, req, audit.Deny, "not an administrator: the admins rule does not match")
+	ev := a.event(r, caller, req, audit.Deny, reason)
 	if err := a.record(r.Context(), ev); err != nil {
 		a.log.Error("admin: cannot record a refused request", "subject", caller.Subject, "request", ev.Request, "err", err)
 	}
-	a.log.Warn("admin: forbidden", "subject", caller.Subject, "issuer", caller.Issuer, "client", r.RemoteAddr, "request", ev.Request)
-	writeError(w, http.StatusForbidden, CodeForbidden, "forbidden: "+caller.Subject+" is not an administrator")
+	a.log.Warn("admin: forbidden", "subject", caller.Subject, "issuer", caller.Issuer, "client", r.RemoteAddr, "request", ev.Request, "reason", reason)
+	writeError(w, http.StatusForbidden, CodeForbidden, msg)
 }
 
 // event builds an admin audit event for caller's request.

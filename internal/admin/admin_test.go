@@ -14,6 +14,7 @@ import (
 	"github.com/warden-gateway/warden/internal/admin"
 	"github.com/warden-gateway/warden/internal/audit"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/review"
 )
 
 func TestNewRequiresConfig(t *testing.T) {
@@ -81,7 +82,12 @@ func TestUnauthenticated(t *testing.T) {
 		{"DELETE", "/api/v1/sessions/s1"},
 		{"POST", admin.RevokePath("agent-1")},
 		{"GET", "/api/v1/no-such-endpoint"},
+		{"GET", admin.ReviewsPath},
+		{"GET", admin.ReviewPath("r1")},
+		{"POST", admin.ApprovePath("r1")},
+		{"POST", admin.DenyPath("r1")},
 	}
+	h.reviews.Add(&review.Review{ID: "r1", Subject: "agent-1", Issuer: h.iss.URL})
 	for _, tt := range tests {
 		for _, ep := range endpoints {
 			t.Run(tt.name+"/"+ep.method+" "+ep.path, func(t *testing.T) {
@@ -121,6 +127,9 @@ func TestUnauthenticated(t *testing.T) {
 	if calls := h.revoker.got(); len(calls) != 0 {
 		t.Errorf("unauthenticated requests revoked: %v", calls)
 	}
+	if calls := h.reviews.Calls(); len(calls) != 0 {
+		t.Errorf("unauthenticated requests decided reviews: %v", calls)
+	}
 	// Unauthenticated callers cannot write to the audit log.
 	if evs := h.adminEvents(); len(evs) != 0 {
 		t.Errorf("unauthenticated requests were recorded: %+v", evs)
@@ -142,7 +151,12 @@ func TestForbiddenIsAudited(t *testing.T) {
 		{"DELETE", "/api/v1/sessions/s1", nil, "DELETE /api/v1/sessions/s1"},
 		{"POST", "/api/v1/identities/agent-2/revoke", []byte(`{"reason":"x"}`), "POST /api/v1/identities/agent-2/revoke"},
 		{"GET", "/api/v1/nothing-here", nil, "GET /api/v1/nothing-here"},
+		{"GET", "/api/v1/reviews?state=any", nil, "GET /api/v1/reviews"},
+		{"GET", "/api/v1/reviews/r-of-agent-2", nil, "GET /api/v1/reviews/r-of-agent-2"},
+		{"GET", "/api/v1/reviews/no-such-review", nil, "GET /api/v1/reviews/no-such-review"},
+		{"GET", "/api/v1/reviews/", nil, "GET /api/v1/reviews/"},
 	}
+	h.reviews.Add(&review.Review{ID: "r-of-agent-2", Subject: "agent-2", Issuer: h.iss.URL})
 	for i, tt := range tests {
 		t.Run(tt.wantRequest, func(t *testing.T) {
 			r := h.do(tt.method, tt.path, h.userTok, tt.body)
@@ -717,14 +731,23 @@ func TestActionsFailClosed(t *testing.T) {
 	if err := h.store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, req := range []struct{ method, path string }{
-		{"DELETE", "/api/v1/sessions/s1"},
-		{"POST", admin.RevokePath("agent-1")},
+	h.reviews.Add(&review.Review{ID: "r1", Subject: "agent-2", Issuer: h.iss.URL, Approvers: approversDBA})
+	for _, req := range []struct{ method, path, token string }{
+		{"DELETE", "/api/v1/sessions/s1", h.adminTok},
+		{"POST", admin.RevokePath("agent-1"), h.adminTok},
+		{"POST", admin.ApprovePath("r1"), h.adminTok},
+		{"POST", admin.DenyPath("r1"), h.adminTok},
+		{"POST", admin.ApprovePath("r1"), h.dbaTok},
+		// Even an attempt Reviews would refuse is not made unrecorded.
+		{"POST", admin.ApprovePath("r1"), h.userTok},
 	} {
-		r := h.do(req.method, req.path, h.adminTok, nil)
+		r := h.do(req.method, req.path, req.token, nil)
 		if r.status != http.StatusServiceUnavailable || r.errorBody(t).Code != admin.CodeUnavailable {
 			t.Errorf("%s %s with no audit log: %s, want 503", req.method, req.path, r)
 		}
+	}
+	if calls := h.reviews.Calls(); len(calls) != 0 {
+		t.Errorf("reviews decided without an audit record: %v", calls)
 	}
 	if !h.sessions.has("s1") || len(h.sessions.calls()) != 0 {
 		t.Errorf("a session was terminated without an audit record")
@@ -751,7 +774,18 @@ func TestRouting(t *testing.T) {
 		{"GET", "/healthz", h.adminTok, http.StatusNotFound, ""},
 		{"GET", "/api/v1", h.adminTok, http.StatusNotFound, ""},
 		{"GET", "/api/v1/", h.adminTok, http.StatusNotFound, ""},
-		{"GET", "/api/v1/reviews", h.adminTok, http.StatusNotFound, ""},
+		{"GET", "/api/v1/reviews/", h.adminTok, http.StatusNotFound, ""},
+		{"GET", "/api/v1/reviews/r1/approve/now", h.adminTok, http.StatusNotFound, ""},
+		{"GET", "/api/v1/reviews/r1/escalate", h.adminTok, http.StatusNotFound, ""},
+		{"POST", "/api/v1/reviews", h.adminTok, http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"DELETE", "/api/v1/reviews/r1", h.adminTok, http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"POST", "/api/v1/reviews/r1", h.adminTok, http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/api/v1/reviews/r1/approve", h.adminTok, http.StatusMethodNotAllowed, "POST"},
+		{"PUT", "/api/v1/reviews/r1/deny", h.adminTok, http.StatusMethodNotAllowed, "POST"},
+		// The methods of the open review endpoints are the same for
+		// everyone: a wrong one is answered, not refused.
+		{"GET", "/api/v1/reviews/r1/approve", h.userTok, http.StatusMethodNotAllowed, "POST"},
+		{"HEAD", "/api/v1/reviews", h.adminTok, http.StatusOK, ""},
 		{"GET", "/api/v1/audit/", h.adminTok, http.StatusNotFound, ""},
 		{"GET", "/api/v1/sessions/../audit", h.adminTok, http.StatusNotFound, ""},
 		{"GET", "/api/v1//sessions", h.adminTok, http.StatusNotFound, ""},
@@ -824,6 +858,10 @@ func TestOptionalParts(t *testing.T) {
 		{"GET", "/api/v1/sessions"},
 		{"DELETE", "/api/v1/sessions/s1"},
 		{"POST", admin.RevokePath("x")},
+		{"GET", admin.ReviewsPath},
+		{"GET", admin.ReviewPath("r1")},
+		{"POST", admin.ApprovePath("r1")},
+		{"POST", admin.DenyPath("r1")},
 	} {
 		r := h.do(req.method, req.path, h.adminTok, nil)
 		if r.status != http.StatusNotImplemented || r.errorBody(t).Code != admin.CodeNotImplemented {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-gateway/warden/internal/review"
 	"github.com/warden-gateway/warden/internal/store"
 )
 
@@ -57,6 +58,54 @@ func FuzzParseAuditRequest(f *testing.F) {
 		}
 		for k := range vals {
 			if !auditParams[k] {
+				t.Fatalf("unknown parameter %q accepted", k)
+			}
+		}
+	})
+}
+
+// FuzzParseReviewFilter feeds arbitrary query strings to the review list
+// parser: it must never panic, every refusal must name a parameter, and
+// what it accepts must be a known state within bounds.
+func FuzzParseReviewFilter(f *testing.F) {
+	for _, s := range []string{
+		"",
+		"state=any&subject=agent-1&target=prod-db&limit=5",
+		"state=pending",
+		"state=ANY",
+		"limit=99999999999999999999",
+		"limit=-1",
+		"state=&state=",
+		"=x",
+		"subject=%00%ff",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		vals, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		flt, perr := parseReviewFilter(vals)
+		if perr != nil {
+			if perr.param == "" || perr.msg == "" {
+				t.Fatalf("refusal without a parameter or message: %+v", perr)
+			}
+			return
+		}
+		if flt.Limit < 1 || flt.Limit > MaxReviewLimit {
+			t.Fatalf("limit %d out of bounds", flt.Limit)
+		}
+		switch flt.State {
+		case "", review.Pending, review.Approved, review.Denied, review.Expired, review.Executed:
+		default:
+			t.Fatalf("unknown state %q accepted", flt.State)
+		}
+		if flt.State == "" && vals.Get("state") != stateAny {
+			t.Fatalf("every state listed without state=any (state=%q)", vals.Get("state"))
+		}
+		for k := range vals {
+			if !reviewParams[k] {
 				t.Fatalf("unknown parameter %q accepted", k)
 			}
 		}

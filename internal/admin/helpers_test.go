@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"github.com/warden-gateway/warden/internal/admin"
+	"github.com/warden-gateway/warden/internal/admin/admintest"
 	"github.com/warden-gateway/warden/internal/audit"
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/identity/identitytest"
 	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/review"
 	"github.com/warden-gateway/warden/internal/store"
 )
 
@@ -184,13 +186,20 @@ type harness struct {
 	store    *store.SQLite
 	sessions *liveSessions
 	revoker  *revoker
+	reviews  *admintest.Reviews
 	api      *admin.API
 	srv      *httptest.Server
 	now      time.Time // the API's clock
 
 	adminTok string // subject "admin-1", groups [sre]
 	userTok  string // subject "agent-1", groups [analysts]
+	dbaTok   string // subject "dba-1", groups [dba]: approves reviews whose rule names "dba", not an admin
 }
+
+// approversDBA is the Approvers name of review rules the dba group may
+// decide; the harness's IsApprover resolves it as the wiring would
+// resolve a rule's `approvers` expression.
+const approversDBA = "dba"
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
@@ -223,12 +232,23 @@ func newHarness(t *testing.T) *harness {
 		}
 	})
 
+	// Reviews' approvers: the admins, or for a rule naming "dba" the dba
+	// group too, as review.Manager's IsApprover hook would decide.
+	h.reviews = &admintest.Reviews{
+		IsApprover: func(rv *review.Review, p *identity.Principal) bool {
+			return engine.IsAdmin(p) || (rv.Approvers == approversDBA && slices.Contains(p.Groups, "dba"))
+		},
+		ConsoleURL: "https://warden.example.com/console",
+		Now:        func() time.Time { return h.now },
+	}
+
 	api, err := admin.New(admin.Config{
 		Verifier: identity.WithRevocations(h.auth, h.revs),
 		IsAdmin:  engine.IsAdmin,
 		Audit:    h.store,
 		Sessions: h.sessions,
 		Revoker:  h.revoker,
+		Reviews:  h.reviews,
 		Record:   h.store,
 		Now:      func() time.Time { return h.now },
 	})
@@ -241,6 +261,7 @@ func newHarness(t *testing.T) *harness {
 
 	h.adminTok = h.token("admin-1", "sre")
 	h.userTok = h.token("agent-1", "analysts")
+	h.dbaTok = h.token("dba-1", "dba")
 	return h
 }
 

@@ -25,3 +25,15 @@ func SessionPath(id string) string { return Prefix + "sessions/" + EscapeSegment
 func RevokePath(subject string) string {
 	return Prefix + "identities/" + EscapeSegment(subject) + "/revoke"
 }
+
+// ReviewsPath is the path of the review list: GET it, with filters.
+const ReviewsPath = Prefix + "reviews"
+
+// ReviewPath is the path of a review: GET it to read it.
+func ReviewPath(id string) string { return ReviewsPath + "/" + EscapeSegment(id) }
+
+// ApprovePath is the path to POST to approve review id.
+func ApprovePath(id string) string { return ReviewPath(id) + "/approve" }
+
+// DenyPath is the path to POST to deny review id.
+func DenyPath(id string) string { return ReviewPath(id) + "/deny" }

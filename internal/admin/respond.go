@@ -7,16 +7,20 @@ import (
 	"strconv"
 
 	"github.com/warden-gateway/warden/internal/audit"
+	"github.com/warden-gateway/warden/internal/review"
 )
 
 // Error codes, the "code" of an ErrorBody. They are stable strings for
 // clients to branch on: add new ones, never rename.
 const (
 	CodeUnauthenticated  = "unauthenticated"    // 401: no token, or the Verifier refused it
-	CodeForbidden        = "forbidden"          // 403: a valid token, not an admin
+	CodeForbidden        = "forbidden"          // 403: a valid token, not an admin (or not an approver of the review)
+	CodeSelfApproval     = "self_approval"      // 403: the caller requested the review it tried to approve or deny
 	CodeBadRequest       = "bad_request"        // 400: a bad parameter or body; Param names it
-	CodeNotFound         = "not_found"          // 404: no such endpoint, or no such session
+	CodeNotFound         = "not_found"          // 404: no such endpoint, session or review
 	CodeMethodNotAllowed = "method_not_allowed" // 405: see the Allow header
+	CodeConflict         = "conflict"           // 409: the review is no longer pending (decided, expired or executed)
+	CodeDuplicate        = "duplicate"          // 409: the caller has already approved this review
 	CodeTooLarge         = "too_large"          // 413: body over MaxBodyBytes
 	CodeInternal         = "internal"           // 500: a bug or a failed backend call; see the gateway log
 	CodeNotImplemented   = "not_implemented"    // 501: this gateway has no such component configured
@@ -65,6 +69,25 @@ type RevokeResult struct {
 // POST /api/v1/identities/{sub}/revoke.
 type ActionRequest struct {
 	Reason string `json:"reason,omitempty"` // why; at most MaxReasonBytes
+}
+
+// ReviewList is the body of GET /api/v1/reviews.
+type ReviewList struct {
+	Reviews []ReviewView `json:"reviews"` // never null
+}
+
+// ReviewView is a review as the API shows it: every field of the review,
+// and the address of its page on the console (Reviews.URL), omitted when
+// there is none. A client may decode it into a review.Review.
+type ReviewView struct {
+	*review.Review
+	URL string `json:"url,omitempty"`
+}
+
+// DecisionRequest is the optional body of POST
+// /api/v1/reviews/{id}/approve and /deny.
+type DecisionRequest struct {
+	Comment string `json:"comment,omitempty"` // for the requester and the audit log; at most MaxCommentBytes
 }
 
 // writeJSON sends v as the whole response. The body is encoded before the

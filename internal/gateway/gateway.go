@@ -25,6 +25,7 @@ import (
 	"github.com/warden-gateway/warden/internal/metrics"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/proxy/postgres"
+	"github.com/warden-gateway/warden/internal/review"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
 	"github.com/warden-gateway/warden/internal/store"
 )
@@ -44,6 +45,7 @@ type Gateway struct {
 	PG          *postgres.Server
 	Metrics     *metrics.Metrics
 	Revocations *identity.Revocations
+	Reviews     *review.Manager
 	Admin       *admin.API
 
 	pgLn   net.Listener
@@ -126,6 +128,26 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	var notifier review.Notifier
+	if wh := cfg.Reviews.Webhook; wh.URL != "" {
+		notifier = &review.Webhook{URL: wh.URL, Secret: []byte(wh.Secret), Format: wh.Format, ConsoleURL: cfg.Reviews.ConsoleURL}
+	}
+	gw.Reviews, err = review.NewManager(review.Config{
+		Store:      gw.Store,
+		Audit:      gw.Store,
+		Notifier:   notifier,
+		ReviewTTL:  cfg.Reviews.TTL,
+		GrantTTL:   cfg.Reviews.GrantTTL,
+		ConsoleURL: cfg.Reviews.ConsoleURL,
+		IsApprover: func(p *identity.Principal, r *review.Review) bool {
+			return gw.Policy.IsApprover(p, r.Approvers)
+		},
+		Logger:       opts.Logger,
+		MaxAuditText: cfg.Audit.MaxRequestBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	targets := make(map[string]*postgres.Target)
 	for _, t := range cfg.Targets {
 		if t.Type != "postgres" {
@@ -154,6 +176,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		Logger:           opts.Logger,
 		Metrics:          gw.Metrics,
 		MaxAuditText:     cfg.Audit.MaxRequestBytes,
+		Reviews:          gw.Reviews,
+		ReviewWait:       cfg.Reviews.Wait,
 		TLS:              tlsCfg,
 		AllowPlaintext:   cfg.TLS != nil && cfg.TLS.AllowPlaintextPasswords,
 		MaxMessageBytes:  cfg.Limits.MaxMessageBytes,
@@ -169,6 +193,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		Audit:    gw.Store,
 		Sessions: sessions{gw.PG},
 		Revoker:  revoker{gw},
+		Reviews:  gw.Reviews,
 		Record:   gw.Store,
 		Logger:   opts.Logger,
 	})
@@ -260,6 +285,9 @@ func (g *Gateway) Close() error {
 		g.pgLn.Close()
 	}
 	g.wg.Wait()
+	if g.Reviews != nil {
+		g.Reviews.Close()
+	}
 	if g.Store != nil {
 		return g.Store.Close()
 	}

@@ -77,9 +77,9 @@ type Review struct {
 	DenyComment  string     `json:"deny_comment,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	ExpiresAt    time.Time  `json:"expires_at"`              // a pending review must be decided by then
-	DecidedAt    time.Time  `json:"decided_at,omitempty"`    // approved or denied
-	GrantExpires time.Time  `json:"grant_expires,omitempty"` // an approved review must be claimed by then
-	ExecutedAt   time.Time  `json:"executed_at,omitempty"`
+	DecidedAt    time.Time  `json:"decided_at,omitzero"`    // approved or denied
+	GrantExpires time.Time  `json:"grant_expires,omitzero"` // an approved review must be claimed by then
+	ExecutedAt   time.Time  `json:"executed_at,omitzero"`
 	Result       string     `json:"result,omitempty"` // what the execution did (or its error)
 }
 

@@ -107,6 +107,7 @@ func newEnvIssuer(t *testing.T, issuerURL, policyYAML, extra string) *env {
 	yaml := fmt.Sprintf(`
 listen:
   postgres: 127.0.0.1:0
+  http: 127.0.0.1:0
 store: sqlite://audit.db
 identity:
   oidc:
