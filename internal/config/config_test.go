@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/warden-gateway/warden/internal/mask"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
@@ -25,6 +27,8 @@ var testEnv = map[string]string{
 	"MAX":                        "2048",
 	"STRUCTURE":                  "x\n  injected: true",
 	"NULLISH":                    "null",
+	"WARDEN_TEST_MASK_KEY":       "m4sk-k3y-0123456789abcdef",
+	"SHORT_KEY":                  "sh0rt-k3y",
 }
 
 func lookup(name string) (string, bool) {
@@ -64,7 +68,7 @@ func TestGoodConfig(t *testing.T) {
 		{"handshake_timeout", cfg.Limits.HandshakeTimeout, 5 * time.Second},
 		{"line of a key", cfg.Line("targets[1].schema"), 33},
 		{"line of an absent key falls back to its block", cfg.Line("targets[1].password"), 28},
-		{"line of a list item", cfg.Line("policies[1].deny[0]"), 50},
+		{"line of a list item", cfg.Line("policies[1].deny[0]"), 61},
 		{"require_review", cfg.Targets[1].RequireReview, true},
 		{"require_review default", cfg.Targets[0].RequireReview, false},
 		{"min_approvals set", cfg.Policies[1].Review[0].MinApprovals, 2},
@@ -72,7 +76,7 @@ func TestGoodConfig(t *testing.T) {
 		{"approvers", cfg.Policies[1].Review[0].Approvers, `"dba" in groups`},
 		{"approvers default", cfg.Policies[1].Review[1].Approvers, ""},
 		{"allow rules get no min_approvals", cfg.Policies[1].Allow[0].MinApprovals, 0},
-		{"line of a review rule key", cfg.Line("policies[1].review[0].min_approvals"), 56},
+		{"line of a review rule key", cfg.Line("policies[1].review[0].min_approvals"), 67},
 		{"reviews.wait", cfg.Reviews.Wait, time.Minute},
 		{"reviews.ttl default", cfg.Reviews.TTL, time.Hour},
 		{"reviews.grant_ttl default", cfg.Reviews.GrantTTL, 15 * time.Minute},
@@ -80,6 +84,21 @@ func TestGoodConfig(t *testing.T) {
 		{"webhook url expanded", cfg.Reviews.Webhook.URL, "https://hooks.example.com/services/T0/B0/k3y-in-url"},
 		{"webhook format", cfg.Reviews.Webhook.Format, "slack"},
 		{"console_url from listen.http", cfg.Reviews.ConsoleURL, "http://127.0.0.1:8080"},
+		{"hash_key expanded", cfg.Masking.HashKey, testEnv["WARDEN_TEST_MASK_KEY"]},
+		{"custom detector", cfg.Masking.Detectors, []CustomDetector{{Name: "employee_id", Regex: "EMP-[0-9]{6}"}}},
+		{"mask columns", cfg.Policies[0].Mask[0].Columns, []string{"public.customers.email", "*.ssn", `public.*."Card Number"`}},
+		{"mask style default", cfg.Policies[0].Mask[0].Style, StyleRedact},
+		{"mask replacement default", cfg.Policies[0].Mask[0].Replacement, "[REDACTED]"},
+		{"mask keep only for partial", cfg.Policies[0].Mask[0].Keep, (*int)(nil)},
+		{"allow_predicates default", cfg.Policies[0].Mask[0].AllowPredicates, false},
+		{"partial keep default", *cfg.Policies[0].Mask[1].Keep, 4},
+		{"partial replacement none", cfg.Policies[0].Mask[1].Replacement, ""},
+		{"allow_predicates", cfg.Policies[0].Mask[1].AllowPredicates, true},
+		{"hash style", cfg.Policies[0].Mask[2].Style, StyleHash},
+		{"style: null is the style null", cfg.Policies[1].Mask[0].Style, StyleNull},
+		{"null replacement kept", cfg.Policies[1].Mask[0].Replacement, "<hidden>"},
+		{"explicit keep 0", *cfg.Policies[1].Mask[1].Keep, 0},
+		{"line of a mask rule key", cfg.Line("policies[0].mask[1].style"), 50},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -106,7 +125,7 @@ func TestGoodConfig(t *testing.T) {
 	if string(out) != string(want) {
 		t.Errorf("normalised config differs from %s (run with -update if intended):\n%s", golden, out)
 	}
-	for _, secret := range []string{testEnv["WARDEN_TEST_PASSWORD"], testEnv["WARDEN_TEST_WEBHOOK_SECRET"], "k3y-in-url"} {
+	for _, secret := range []string{testEnv["WARDEN_TEST_PASSWORD"], testEnv["WARDEN_TEST_WEBHOOK_SECRET"], "k3y-in-url", testEnv["WARDEN_TEST_MASK_KEY"]} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("Redacted config contains the secret %q", secret)
 		}
@@ -114,7 +133,7 @@ func TestGoodConfig(t *testing.T) {
 	if cfg.Reviews.Webhook.Secret == RedactedText || !strings.HasSuffix(cfg.Reviews.Webhook.URL, "k3y-in-url") {
 		t.Error("Redacted modified the original's webhook")
 	}
-	if cfg.Targets[0].Password == RedactedText {
+	if cfg.Targets[0].Password == RedactedText || cfg.Masking.HashKey == RedactedText {
 		t.Error("Redacted modified the original")
 	}
 
@@ -167,6 +186,7 @@ func TestResolve(t *testing.T) {
 func TestLoad(t *testing.T) {
 	t.Setenv("WARDEN_TEST_PASSWORD", "pw")
 	t.Setenv("WARDEN_TEST_WEBHOOK_SECRET", "hook")
+	t.Setenv("WARDEN_TEST_MASK_KEY", "0123456789abcdef")
 	cfg, err := Load(filepath.Join("testdata", "good.yaml"))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -376,6 +396,59 @@ func TestErrors(t *testing.T) {
 		{"query limit above message limit", base + "limits: { max_message_bytes: 1024, max_query_bytes: 2048 }\n",
 			[]string{"warden.yaml:19: limits.max_query_bytes: 2048 exceeds limits.max_message_bytes (1024)"}},
 
+		// masking (issue 5)
+		{"mask unknown style", base + "    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        style: blur\n",
+			[]string{`warden.yaml:22: policies[0].mask[0].style: "blur" is not one of null, redact, hash, partial`}},
+		{"mask negative keep", base + "    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        style: partial\n        keep: -1\n",
+			[]string{"warden.yaml:23: policies[0].mask[0].keep: must be 0 or more"}},
+		{"mask keep on redact", base + "    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        keep: 2\n",
+			[]string{"warden.yaml:22: policies[0].mask[0].keep: only style partial keeps characters (this rule's style is redact)"}},
+		{"mask keep not an integer", base + "    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        style: partial\n        keep: all\n",
+			[]string{"warden.yaml:23: policies[0].mask[0].keep: expected an integer"}},
+		{"mask replacement on partial", base + "    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        style: partial\n        replacement: x\n",
+			[]string{"warden.yaml:23: policies[0].mask[0].replacement: only styles redact and null write a replacement (this rule's style is partial)"}},
+		{"mask bad column globs", base + "    mask:\n      - target: prod-db\n        columns: [ssn, a.b.c.d, Public.t.c, 'public.t.', '*.\"x']\n",
+			[]string{
+				`warden.yaml:21: policies[0].mask[0].columns[0]: invalid column glob "ssn": expected schema.table.column or table.column (quote names that contain dots)`,
+				`warden.yaml:21: policies[0].mask[0].columns[1]: invalid column glob "a.b.c.d": expected schema.table.column or table.column (quote names that contain dots)`,
+				`warden.yaml:21: policies[0].mask[0].columns[2]: invalid column glob "Public.t.c": unquoted names are lower case in PostgreSQL: write the name in lower case, or quote it to match case exactly`,
+				`warden.yaml:21: policies[0].mask[0].columns[3]: invalid column glob "public.t.": empty name after "."`,
+				`warden.yaml:21: policies[0].mask[0].columns[4]: invalid column glob "*.\"x": unterminated quoted name`,
+			}},
+		{"mask unknown detector", base + "    mask:\n      - target: prod-db\n        detectors: [email, ssn]\n",
+			[]string{`warden.yaml:21: policies[0].mask[0].detectors[1]: unknown detector "ssn" (built-in: email, phone, credit_card, us_ssn, iban, ip, jwt, api_key, private_key; or define it under masking.detectors)`}},
+		{"mask unknown target", base + "    mask:\n      - target: staging\n        columns: [public.t.c]\n",
+			[]string{`warden.yaml:20: policies[0].mask[0].target: no target named "staging"`}},
+		{"mask rule names nothing", base + "    mask:\n      - target: prod-db\n",
+			[]string{"warden.yaml:20: policies[0].mask[0]: a mask rule must name columns or detectors to mask"}},
+		{"mask rule unknown key", base + "    mask:\n      - target: prod-db\n        colums: [public.t.c]\n",
+			[]string{`warden.yaml:21: policies[0].mask[0].colums: unknown key (did you mean "columns"?)`}},
+		{"mask allow_predicates not a bool", base + "    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        allow_predicates: sometimes\n",
+			[]string{"warden.yaml:22: policies[0].mask[0].allow_predicates: expected true or false"}},
+		{"mask hash without key", base + "    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        style: hash\n",
+			[]string{"warden.yaml:22: policies[0].mask[0].style: style hash needs masking.hash_key (an HMAC key of at least 16 bytes; use ${ENV})"}},
+		{"mask short hash key", base + "masking:\n  hash_key: ${SHORT_KEY}\n",
+			[]string{"warden.yaml:20: masking.hash_key: must be at least 16 bytes"}},
+		{"masking unknown key", base + "masking:\n  key: x\n",
+			[]string{`warden.yaml:20: masking.key: unknown key`}},
+		{"custom detector invalid regex", base + "masking:\n  detectors:\n    - { name: emp, regex: '(EMP' }\n",
+			[]string{"warden.yaml:21: masking.detectors[0].regex: invalid regular expression: missing closing ): `(EMP`"}},
+		{"custom detector matches empty", base + "masking:\n  detectors:\n    - { name: emp, regex: 'EMP-[0-9]*|x?' }\n    - { name: word, regex: '\\b' }\n",
+			[]string{"warden.yaml:21: masking.detectors[0].regex: can match the empty string, so it would find zero-width values everywhere; make it match at least one character",
+				"warden.yaml:22: masking.detectors[1].regex: can match the empty string, so it would find zero-width values everywhere; make it match at least one character"}},
+		{"custom detector names", base + "masking:\n  detectors:\n    - { name: email, regex: x }\n    - { name: Emp-ID, regex: x }\n    - { name: emp, regex: x }\n    - { name: emp, regex: y }\n    - { regex: x }\n    - { name: nore }\n",
+			[]string{
+				`warden.yaml:21: masking.detectors[0].name: "email" is a built-in detector; give the custom one another name`,
+				`warden.yaml:22: masking.detectors[1].name: "Emp-ID" may contain only lower-case letters, digits and '_', starting with a letter, at most 63`,
+				`warden.yaml:24: masking.detectors[3].name: duplicate detector name "emp" (also masking.detectors[2])`,
+				`warden.yaml:25: masking.detectors[4].name: required`,
+				`warden.yaml:26: masking.detectors[5].regex: required`,
+			}},
+		// A custom detector is usable by name, whatever the order of the blocks.
+		{"custom detector used but broken", base + "    mask:\n      - target: prod-db\n        detectors: [emp]\n        style: partial\n        keep: -2\nmasking:\n  detectors:\n    - { name: emp, regex: '+' }\n",
+			[]string{"warden.yaml:23: policies[0].mask[0].keep: must be 0 or more",
+				"warden.yaml:26: masking.detectors[0].regex: invalid regular expression: missing argument to repetition operator: `+`"}},
+
 		// several at once: all are reported
 		{"collects all errors",
 			strings.Replace(replace("      audience: warden\n", ""), "    database: app\n", "", 1),
@@ -396,8 +469,10 @@ func TestErrors(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Errorf("error is not a *config.Error: %T", err)
 			}
-			if strings.Contains(err.Error(), testEnv["WARDEN_TEST_PASSWORD"]) {
-				t.Errorf("error leaks the password: %v", err)
+			for _, secret := range []string{testEnv["WARDEN_TEST_PASSWORD"], testEnv["SHORT_KEY"]} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error leaks a secret: %v", err)
+				}
 			}
 		})
 	}
@@ -551,6 +626,77 @@ func TestRedactWebhookURL(t *testing.T) {
 	} {
 		if got := redactWebhookURL(in); got != want {
 			t.Errorf("redactWebhookURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseColumnGlob(t *testing.T) {
+	cases := []struct {
+		in   string
+		want ColumnGlob
+		err  string
+	}{
+		{in: "public.customers.email", want: ColumnGlob{Schema: "public", Table: "customers", Column: "email"}},
+		{in: "customers.email", want: ColumnGlob{Table: "customers", Column: "email"}},
+		{in: "*.ssn", want: ColumnGlob{Table: "*", Column: "ssn"}},
+		{in: "public.*.card_number", want: ColumnGlob{Schema: "public", Table: "*", Column: "card_number"}},
+		{in: "*.*.*", want: ColumnGlob{Schema: "*", Table: "*", Column: "*"}},
+		{in: `public."Customers"."E-Mail"`, want: ColumnGlob{Schema: "public", Table: "Customers", Column: "E-Mail"}},
+		{in: `"my.schema".t.c`, want: ColumnGlob{Schema: "my.schema", Table: "t", Column: "c"}},
+		{in: `t.card_\*`, want: ColumnGlob{Table: "t", Column: `card_\*`}},
+		{in: "ssn", err: "expected schema.table.column or table.column (quote names that contain dots)"},
+		{in: "a.b.c.d", err: "expected schema.table.column or table.column (quote names that contain dots)"},
+		{in: "", err: "empty glob"},
+		{in: "t..c", err: `empty name before "."`},
+		{in: "t.Email", err: "unquoted names are lower case in PostgreSQL: write the name in lower case, or quote it to match case exactly"},
+	}
+	for _, c := range cases {
+		got, err := ParseColumnGlob(c.in)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("ParseColumnGlob(%q) error = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("ParseColumnGlob(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+}
+
+// "style: null" is YAML's null; in a mask rule it must mean the style
+// null, never the default (redact, which is weaker).
+func TestMaskStyleNull(t *testing.T) {
+	for _, spelling := range []string{"null", "Null", "NULL", "~", `"null"`, "${NULLISH}"} {
+		cfg, err := parse([]byte(base+"    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        style: "+spelling+"\n"), "warden.yaml", lookup)
+		if err != nil {
+			t.Fatalf("style: %s: %v", spelling, err)
+		}
+		if got := cfg.Policies[0].Mask[0].Style; got != StyleNull {
+			t.Errorf("style: %s gave %q, want null", spelling, got)
+		}
+	}
+	// Only an empty value means the default.
+	cfg, err := parse([]byte(base+"    mask:\n      - target: prod-db\n        columns: [public.t.c]\n        style:\n"), "warden.yaml", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Policies[0].Mask[0].Style; got != StyleRedact {
+		t.Errorf("empty style gave %q, want the default redact", got)
+	}
+}
+
+// Every style and built-in detector the file format accepts is one that
+// package mask builds: the two lists must not drift apart.
+func TestMaskNamesAgreeWithPackageMask(t *testing.T) {
+	for _, st := range maskStyles {
+		if _, err := mask.NewMasker(st, mask.Options{Key: []byte("0123456789abcdef")}); err != nil {
+			t.Errorf("style %q: %v", st, err)
+		}
+	}
+	for _, n := range mask.BuiltinNames() {
+		if !detectorNameRe.MatchString(n) {
+			t.Errorf("built-in detector %q does not have the shape custom names must have", n)
 		}
 	}
 }

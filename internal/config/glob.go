@@ -37,28 +37,9 @@ func (g ObjectGlob) Qualified() bool { return g.Schema != "" }
 
 // ParseObjectGlob parses one sql rule entry (see ObjectGlob).
 func ParseObjectGlob(s string) (ObjectGlob, error) {
-	if s == "" {
-		return ObjectGlob{}, errors.New("empty glob")
-	}
-	var parts []string
-	for i := 0; ; {
-		part, n, err := parseGlobPart(s[i:])
-		if err != nil {
-			return ObjectGlob{}, err
-		}
-		parts = append(parts, part)
-		i += n
-		if i == len(s) {
-			break
-		}
-		if s[i] != '.' {
-			// Only reachable after a quoted part: `"a"b`.
-			return ObjectGlob{}, errors.New(`a quoted name must be followed by "." or the end`)
-		}
-		i++
-		if i == len(s) {
-			return ObjectGlob{}, errors.New(`empty name after "."`)
-		}
+	parts, err := parseGlobParts(s)
+	if err != nil {
+		return ObjectGlob{}, err
 	}
 	switch len(parts) {
 	case 1:
@@ -67,6 +48,74 @@ func ParseObjectGlob(s string) (ObjectGlob, error) {
 		return ObjectGlob{Schema: parts[0], Name: parts[1]}, nil
 	}
 	return ObjectGlob{}, errors.New("expected schema.name or name (quote names that contain dots)")
+}
+
+// ColumnGlob is one parsed entry of a mask rule's columns: patterns for
+// the schema, the table and the column, in the syntax of ObjectGlob
+// ('*' and '?' within one part, quoted parts keep case, unquoted parts
+// are lower case).
+//
+//	public.customers.email   schema.table.column
+//	customers.email          table.column in any schema (Schema == "")
+//	*.ssn                    the column ssn of every table, in any schema
+//	public.*.card_number     card_number of every table in public
+//
+// Unlike a sql rule entry, a two-part entry does not mean the target's
+// schema: a mask protects a kind of data wherever it lives, so the
+// shorter form reaches further, not less far (issue 5). Names are
+// matched as PostgreSQL stores them (the catalog's attname and relname),
+// so public."Email" and public.email are different columns.
+type ColumnGlob struct {
+	Schema string // pattern for the schema; "" for table.column (any schema)
+	Table  string // pattern for the table (or view); never empty
+	Column string // pattern for the column; never empty
+}
+
+// Qualified reports whether the entry names its schema.
+func (g ColumnGlob) Qualified() bool { return g.Schema != "" }
+
+// ParseColumnGlob parses one entry of a mask rule's columns (see
+// ColumnGlob).
+func ParseColumnGlob(s string) (ColumnGlob, error) {
+	parts, err := parseGlobParts(s)
+	if err != nil {
+		return ColumnGlob{}, err
+	}
+	switch len(parts) {
+	case 2:
+		return ColumnGlob{Table: parts[0], Column: parts[1]}, nil
+	case 3:
+		return ColumnGlob{Schema: parts[0], Table: parts[1], Column: parts[2]}, nil
+	}
+	return ColumnGlob{}, errors.New("expected schema.table.column or table.column (quote names that contain dots)")
+}
+
+// parseGlobParts splits s into its dot-separated parts, each as
+// parseGlobPart leaves it.
+func parseGlobParts(s string) ([]string, error) {
+	if s == "" {
+		return nil, errors.New("empty glob")
+	}
+	var parts []string
+	for i := 0; ; {
+		part, n, err := parseGlobPart(s[i:])
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, part)
+		i += n
+		if i == len(s) {
+			return parts, nil
+		}
+		if s[i] != '.' {
+			// Only reachable after a quoted part: `"a"b`.
+			return nil, errors.New(`a quoted name must be followed by "." or the end`)
+		}
+		i++
+		if i == len(s) {
+			return nil, errors.New(`empty name after "."`)
+		}
+	}
 }
 
 // parseGlobPart parses one dot-separated part from the start of s and

@@ -170,7 +170,10 @@ func (d *decoder) errorf(line int, path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType  = reflect.TypeFor[time.Duration]()
+	maskStyleType = reflect.TypeFor[MaskStyle]()
+)
 
 func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.AliasNode {
@@ -276,6 +279,10 @@ func (d *decoder) scalar(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.ScalarNode {
 		d.errorf(n.Line, path, "expected %s, got %s", typeName(t), kindName(n))
 		return
+	}
+	if t == maskStyleType && isNull(n) && n.Value != "" {
+		// "style: null" names the style null (see MaskStyle).
+		n.Value, n.Tag, n.Style = string(StyleNull), "!!str", 0
 	}
 	if strings.Contains(n.Value, "$") {
 		v, errs := expandWith(n.Value, d.lookup)

@@ -11,7 +11,7 @@ const RedactedText = "REDACTED"
 // Redacted returns a copy of c that is safe to print or log: target
 // passwords, the password of a postgres:// store, the webhook secret and
 // the path, query and user of the webhook URL (a chat webhook's URL is
-// its credential) are replaced by RedactedText. Targets is copied; the
+// its credential) and masking.hash_key are replaced by RedactedText. Targets is copied; the
 // other slices are shared with c, so treat the copy as read-only.
 func (c *Config) Redacted() *Config {
 	r := *c
@@ -36,6 +36,9 @@ func (c *Config) Redacted() *Config {
 		r.Reviews.Webhook.Secret = RedactedText
 	}
 	r.Reviews.Webhook.URL = redactWebhookURL(r.Reviews.Webhook.URL)
+	if r.Masking.HashKey != "" {
+		r.Masking.HashKey = RedactedText
+	}
 	return &r
 }
 

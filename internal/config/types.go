@@ -5,15 +5,19 @@
 // made without I/O or compilation, each reported with the file, line and
 // key path it concerns. It does no I/O beyond reading the config file
 // itself (it does not open the TLS, CA or store files it names: their
-// users do, via Config.Resolve), and it compiles nothing: CEL expressions
-// and sql globs are compiled by package policy, which reports its own
-// errors through Config.ErrorAt. It knows nothing about protocols,
-// sockets or identities.
+// users do, via Config.Resolve), and it compiles nothing it keeps: CEL
+// expressions, sql globs and mask rules are compiled by package policy,
+// which reports its own errors through Config.ErrorAt. (Custom detectors'
+// regular expressions are compiled once here, through package mask, only
+// to check them, so that `warden policy check` reports a bad pattern with
+// its line.) It knows nothing about protocols, sockets or identities.
 package config
 
 import (
 	"strings"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/mask"
 )
 
 // Config is the whole of warden.yaml. Field comments give defaults.
@@ -32,6 +36,7 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	Audit    Audit    `yaml:"audit,omitempty"`
 	Reviews  Reviews  `yaml:"reviews,omitempty"` // holding statements for approval (issue 4)
+	Masking  Masking  `yaml:"masking,omitempty"` // hash key and custom detectors for mask rules (issue 5)
 
 	file  string         // Path, or "config" when Path is empty; for messages
 	lines map[string]int // key path → line, recorded by Parse
@@ -99,8 +104,14 @@ type Policy struct {
 	Allow []Rule `yaml:"allow,omitempty"`
 	Deny  []Rule `yaml:"deny,omitempty"`
 	// Review rules name what may run only after a human approves it
-	// (issue 4). Masks (issue 5) are added later.
+	// (issue 4).
 	Review []Rule `yaml:"review,omitempty"`
+	// Mask rules say which values of a target's results the identities
+	// matching When see masked (issue 5). They grant nothing: an identity
+	// still needs an allow rule to read the columns. An identity gets the
+	// mask rules of every policy it matches; where two mask one column,
+	// the stronger style wins.
+	Mask []MaskRule `yaml:"mask,omitempty"`
 }
 
 // Rule applies to one target. An allow rule without sql grants only
@@ -139,6 +150,81 @@ type SQLRule struct {
 	Drop     []string `yaml:"drop,omitempty"`
 	Execute  []string `yaml:"execute,omitempty"` // functions beyond the built-in safe list
 	Command  []string `yaml:"command,omitempty"` // utility commands: vacuum, analyze, do, listen, notify, ...
+}
+
+// Masking styles, as written in a mask rule's style. The strongest first:
+// when two rules mask one column, the stronger style wins (null > redact
+// > hash > partial).
+// Package mask owns their meaning; these are its names.
+const (
+	StyleNull    = MaskStyle(mask.StyleNull)    // the value becomes NULL (JSON null); inside free text, the replacement
+	StyleRedact  = MaskStyle(mask.StyleRedact)  // the value becomes the replacement text
+	StyleHash    = MaskStyle(mask.StyleHash)    // the value becomes a keyed HMAC of it: equal values mask equally
+	StylePartial = MaskStyle(mask.StylePartial) // every letter and digit but the last keep characters becomes '*'
+)
+
+// MaskStyle is a mask rule's style. It is a type of its own because of
+// YAML: "style: null" is YAML's null, which would otherwise leave the
+// field empty and so select the default, redact, a weaker style than the
+// one written. Parse reads YAML's null spellings (null, Null, NULL, ~)
+// in a MaskStyle as the style null; only an empty value ("style:") means
+// the default.
+type MaskStyle string
+
+// MaskRule masks values in one target's results. Mask rules are named by
+// policy and index: "analysts/mask[0]".
+type MaskRule struct {
+	Target string `yaml:"target"` // name of a configured target; required
+	// Columns lists the columns whose values are masked, as column globs:
+	// "public.customers.email", "customers.email" (any schema), "*.ssn",
+	// "public.*.card_number". See ParseColumnGlob for the syntax.
+	Columns []string `yaml:"columns,omitempty"`
+	// Detectors names content recognisers (the built-in email, phone,
+	// credit_card, us_ssn, iban, ip, jwt, api_key, private_key, or one
+	// defined under masking.detectors) applied to the text values of
+	// every column that Columns does not already mask. A rule needs
+	// columns, detectors or both.
+	Detectors []string `yaml:"detectors,omitempty"`
+	// Style is one of redact, partial, hash, null. Default redact. hash
+	// needs masking.hash_key.
+	Style MaskStyle `yaml:"style,omitempty"`
+	// Keep is, for style partial only, how many characters stay in clear
+	// at the end of a value. Default 4 (nil: not written); 0 keeps none.
+	// The masker never shows more than half of a value, whatever Keep.
+	Keep *int `yaml:"keep,omitempty"`
+	// Replacement is the text style redact writes in place of a value,
+	// and style null inside free text (where a NULL cannot stand).
+	// Default "[REDACTED]" for redact; for null, empty means that default.
+	Replacement string `yaml:"replacement,omitempty"`
+	// AllowPredicates lets statements use the masked columns in WHERE,
+	// JOIN, ORDER BY, GROUP BY and HAVING. Default false: such a
+	// statement is refused, because a predicate over a masked column
+	// reveals its clear value one comparison at a time
+	// (WHERE ssn LIKE '1%').
+	AllowPredicates bool `yaml:"allow_predicates,omitempty"`
+}
+
+// Masking holds what mask rules share.
+type Masking struct {
+	// HashKey is the HMAC key of style hash: required, at least 16 bytes,
+	// if any mask rule uses hash. Use ${ENV}; never inline it: whoever has
+	// it can test guesses against hashed values. Keep it stable: changing
+	// it changes every hashed value.
+	HashKey string `yaml:"hash_key,omitempty"`
+	// Detectors defines custom detectors, usable by name in mask rules.
+	Detectors []CustomDetector `yaml:"detectors,omitempty"`
+}
+
+// CustomDetector is a detector defined by a regular expression.
+type CustomDetector struct {
+	// Name is how mask rules refer to it: lower-case letters, digits and
+	// '_', not the name of a built-in detector; required.
+	Name string `yaml:"name"`
+	// Regex is an RE2 regular expression (Go's regexp syntax; matching is
+	// linear in the text, whatever the pattern) that must not match the
+	// empty string. A capture group named "mask" limits the masked part
+	// to that group: 'employee_id=(?P<mask>E[0-9]{6})'. Required.
+	Regex string `yaml:"regex"`
 }
 
 // Limits bound what a client may send. Zero means the default.

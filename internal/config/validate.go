@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/warden-gateway/warden/internal/mask"
 )
 
 // Defaults. The config struct comments repeat them for readers of the YAML.
@@ -29,6 +32,10 @@ const (
 	DefaultGrantTTL         = 15 * time.Minute
 	DefaultMinApprovals     = 1
 	DefaultWebhookFormat    = "json"
+	DefaultMaskStyle        = StyleRedact
+	DefaultMaskKeep         = mask.DefaultKeep        // characters style partial keeps
+	DefaultMaskReplacement  = mask.DefaultReplacement // what style redact writes
+	MinHashKeyBytes         = mask.MinHashKeyLen      // shortest masking.hash_key
 
 	// maxMessageBytesCap is PostgreSQL's own cap on a protocol message
 	// (PQ_LARGE_MESSAGE_LIMIT, src/include/libpq/libpq.h).
@@ -37,6 +44,9 @@ const (
 
 // webhookFormats are the values of reviews.webhook.format.
 var webhookFormats = []string{"json", "slack"}
+
+// maskStyles are the values of a mask rule's style, strongest first.
+var maskStyles = []string{string(StyleNull), string(StyleRedact), string(StyleHash), string(StylePartial)}
 
 // sslModes are libpq's values for sslmode
 // (https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS).
@@ -52,6 +62,9 @@ var (
 	// commandRe matches utility command names as sqlfacts reports them
 	// ("vacuum", "do", "listen", "create extension").
 	commandRe = regexp.MustCompile(`^[a-z][a-z_]*( [a-z_]+)*$`)
+	// detectorNameRe is the shape of built-in detector names, which
+	// custom ones share so that a rule's list reads uniformly.
+	detectorNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
 
 func (c *Config) setDefaults() {
@@ -97,8 +110,30 @@ func (c *Config) setDefaults() {
 				r.MinApprovals = DefaultMinApprovals
 			}
 		}
+		for j := range c.Policies[i].Mask {
+			c.Policies[i].Mask[j].setDefaults()
+		}
 	}
 	c.Reviews.setDefaults(c.Listen.HTTP)
+}
+
+// setDefaults fills in the style and what it needs. An unknown style is
+// left alone for validate to report.
+func (r *MaskRule) setDefaults() {
+	if r.Style == "" {
+		r.Style = DefaultMaskStyle
+	}
+	switch r.Style {
+	case StylePartial:
+		if r.Keep == nil {
+			k := DefaultMaskKeep
+			r.Keep = &k
+		}
+	case StyleRedact:
+		if r.Replacement == "" {
+			r.Replacement = DefaultMaskReplacement
+		}
+	}
 }
 
 // written reports whether the key at path was present in the parsed file
@@ -161,9 +196,10 @@ func (c *Config) validate() []error {
 	v.store()
 	v.identity()
 	targets := v.targets()
-	v.policies(targets)
+	v.policies(targets, v.c.detectorNames())
 	v.limits()
 	v.reviews()
+	v.masking()
 	return v.errs
 }
 
@@ -350,7 +386,7 @@ func (v *validator) postgresTarget(p string, t Target) {
 	}
 }
 
-func (v *validator) policies(targets map[string]string) {
+func (v *validator) policies(targets map[string]string, detectors map[string]bool) {
 	first := map[string]int{}
 	for i, pol := range v.c.Policies {
 		p := fmt.Sprintf("policies[%d]", i)
@@ -374,6 +410,9 @@ func (v *validator) policies(targets map[string]string) {
 		}
 		for j, r := range pol.Review {
 			v.rule(fmt.Sprintf("%s.review[%d]", p, j), r, targets, "review")
+		}
+		for j, r := range pol.Mask {
+			v.maskRule(fmt.Sprintf("%s.mask[%d]", p, j), r, targets, detectors)
 		}
 	}
 }
@@ -415,6 +454,117 @@ func (v *validator) rule(p string, r Rule, targets map[string]string, list strin
 			if _, err := ParseObjectGlob(g); err != nil {
 				v.errorf(gp, "invalid glob %q: %v", g, err)
 			}
+		}
+	}
+}
+
+// maskRule checks one mask rule. Style and its options are checked
+// together, because a key that belongs to another style would look like
+// it did something ("keep: 2" on a redact rule).
+func (v *validator) maskRule(p string, r MaskRule, targets map[string]string, detectors map[string]bool) {
+	if r.Target == "" {
+		v.errorf(p+".target", "required")
+	} else if _, ok := targets[r.Target]; !ok {
+		v.errorf(p+".target", "no target named %q", r.Target)
+	}
+	if len(r.Columns) == 0 && len(r.Detectors) == 0 {
+		v.errorf(p, "a mask rule must name columns or detectors to mask")
+	}
+	for k, g := range r.Columns {
+		if _, err := ParseColumnGlob(g); err != nil {
+			v.errorf(fmt.Sprintf("%s.columns[%d]", p, k), "invalid column glob %q: %v", g, err)
+		}
+	}
+	for k, d := range r.Detectors {
+		if !detectors[d] {
+			v.errorf(fmt.Sprintf("%s.detectors[%d]", p, k), "unknown detector %q (built-in: %s; or define it under masking.detectors)",
+				d, strings.Join(mask.BuiltinNames(), ", "))
+		}
+	}
+	switch r.Style {
+	case StyleRedact, StylePartial, StyleHash, StyleNull:
+	default:
+		v.errorf(p+".style", "%q is not one of %s", r.Style, strings.Join(maskStyles, ", "))
+	}
+	if r.Keep != nil {
+		switch {
+		case r.Style != StylePartial:
+			v.errorf(p+".keep", "only style partial keeps characters (this rule's style is %s)", r.Style)
+		case *r.Keep < 0:
+			v.errorf(p+".keep", "must be 0 or more")
+		}
+	}
+	if r.Replacement != "" && r.Style != StyleRedact && r.Style != StyleNull {
+		v.errorf(p+".replacement", "only styles redact and null write a replacement (this rule's style is %s)", r.Style)
+	}
+	if r.Style == StyleHash && v.c.Masking.HashKey == "" {
+		v.errorf(p+".style", "style hash needs masking.hash_key (an HMAC key of at least %d bytes; use ${ENV})", MinHashKeyBytes)
+	}
+}
+
+// detectorNames returns every name a mask rule may use: the built-in
+// detectors and the custom ones (even those with a bad definition, so
+// that one mistake is reported once, where it is).
+func (c *Config) detectorNames() map[string]bool {
+	names := map[string]bool{}
+	for _, n := range mask.BuiltinNames() {
+		names[n] = true
+	}
+	for _, d := range c.Masking.Detectors {
+		if d.Name != "" {
+			names[d.Name] = true
+		}
+	}
+	return names
+}
+
+// masking checks the masking block (a rule using hash without a key is
+// reported at the rule). A key no rule uses yet is fine: it may be there
+// for a rule being rolled out. Messages never include the key.
+func (v *validator) masking() {
+	m := v.c.Masking
+	if m.HashKey != "" && len(m.HashKey) < MinHashKeyBytes {
+		// A short key can be found by trying keys against a hashed value
+		// whose clear text is known, and then every hash reversed by
+		// trying values.
+		v.errorf("masking.hash_key", "must be at least %d bytes", MinHashKeyBytes)
+	}
+	first := map[string]int{}
+	for i, d := range m.Detectors {
+		p := fmt.Sprintf("masking.detectors[%d]", i)
+		_, builtin := mask.Builtin(d.Name)
+		switch {
+		case d.Name == "":
+			v.errorf(p+".name", "required")
+		case !detectorNameRe.MatchString(d.Name):
+			v.errorf(p+".name", "%q may contain only lower-case letters, digits and '_', starting with a letter, at most 63", d.Name)
+		case builtin:
+			v.errorf(p+".name", "%q is a built-in detector; give the custom one another name", d.Name)
+		default:
+			if j, dup := first[d.Name]; dup {
+				v.errorf(p+".name", "duplicate detector name %q (also masking.detectors[%d])", d.Name, j)
+			} else {
+				first[d.Name] = i
+			}
+		}
+		if d.Regex == "" {
+			v.errorf(p+".regex", "required")
+			continue
+		}
+		// Compiled here only to be checked; package policy compiles the
+		// detectors it keeps.
+		if _, err := regexp.Compile(d.Regex); err != nil {
+			v.errorf(p+".regex", "invalid regular expression: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			continue
+		}
+		name := d.Name
+		if name == "" {
+			name = "custom"
+		}
+		if _, err := mask.Regex(name, d.Regex); errors.Is(err, mask.ErrEmptyMatch) {
+			v.errorf(p+".regex", "can match the empty string, so it would find zero-width values everywhere; make it match at least one character")
+		} else if err != nil {
+			v.errorf(p+".regex", "%v", err)
 		}
 	}
 }

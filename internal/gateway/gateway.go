@@ -32,14 +32,14 @@ import (
 
 // Options are the non-config inputs of a Gateway.
 type Options struct {
-	Logger     *slog.Logger  // default slog.Default()
+	Logger     *slog.Logger // default slog.Default()
 	HTTPClient *http.Client // for OIDC discovery/JWKS; default http.DefaultClient
 }
 
 // Gateway is a running warden.
 type Gateway struct {
-	cfg    *config.Config
-	log    *slog.Logger
+	cfg         *config.Config
+	log         *slog.Logger
 	Store       *store.SQLite
 	Policy      *policy.Engine
 	PG          *postgres.Server
@@ -48,10 +48,10 @@ type Gateway struct {
 	Reviews     *review.Manager
 	Admin       *admin.API
 
-	pgLn   net.Listener
-	httpLn net.Listener
+	pgLn    net.Listener
+	httpLn  net.Listener
 	httpSrv *http.Server
-	wg     sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 // StorePath turns the `store:` setting into a SQLite file path.
@@ -167,7 +167,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	maskKey, detectors := gw.Policy.MaskConfig()
 	gw.PG, err = postgres.NewServer(postgres.Config{
+		MaskHashKey:      maskKey,
+		CustomDetectors:  detectors,
 		Targets:          targets,
 		Verifier:         verifier,
 		Policy:           gw.Policy,

@@ -19,6 +19,13 @@
 // who may approve it (Decision.Approvers, Engine.IsApprover) and how many
 // must.
 //
+// Mask rules (issue 5) follow identity the same way: a Subject gets the
+// mask rules of every matching policy for a target, merged into a MaskSet
+// (Subject.Masks) that says which columns are masked and how; when two
+// rules mask one column, the stronger style wins (null > redact > hash >
+// partial). Masking values is package mask's business, finding where a
+// result column came from the proxy's.
+//
 // It knows statement facts (package sqlfacts) but not SQL text or the
 // parser, identities (package identity) but not tokens, and nothing about
 // sockets, wire protocols or the audit log.
@@ -35,13 +42,14 @@ import (
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/mask"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
 )
 
 // compilerVersion is folded into Engine.Version: bump it when the meaning
 // of an unchanged configuration changes (matching rules, precedence), so
 // caches keyed by Version are invalidated.
-const compilerVersion = "policy/2" // 2: review rules, require_review
+const compilerVersion = "policy/3" // 2: review rules, require_review; 3: mask rules
 
 // Engine is a compiled configuration. It is immutable and safe for
 // concurrent use; reload by compiling a new one.
@@ -52,6 +60,10 @@ type Engine struct {
 	targets  map[string]targetInfo
 	// reviewRules are the review rules by id, for IsApprover.
 	reviewRules map[string]*ruleRef
+	// maskKey is masking.hash_key; customDetectors masking.detectors,
+	// name → regular expression (MaskConfig).
+	maskKey         []byte
+	customDetectors map[string]string
 
 	// tables caches the merged rule tables of a set of matching policies.
 	// Sessions of the same kind of agent match the same policies, so Bind
@@ -112,12 +124,38 @@ func Compile(cfg *config.Config) (*Engine, error) {
 		return nil, fmt.Errorf("policy.Compile: CEL environment: %w", err)
 	}
 	e := &Engine{
-		targets:     map[string]targetInfo{},
-		reviewRules: map[string]*ruleRef{},
-		tables:      map[string]map[string]*targetTable{},
+		targets:         map[string]targetInfo{},
+		reviewRules:     map[string]*ruleRef{},
+		tables:          map[string]map[string]*targetTable{},
+		customDetectors: map[string]string{},
 	}
 	var errs []error
 	fail := func(path, msg string) { errs = append(errs, cfg.ErrorAt(path, msg)) }
+
+	if cfg.Masking.HashKey != "" {
+		e.maskKey = []byte(cfg.Masking.HashKey)
+	}
+	for i, d := range cfg.Masking.Detectors {
+		// Compiled here to be checked (a Config built in Go skipped
+		// Parse); the proxy compiles the ones it uses from MaskConfig.
+		p := fmt.Sprintf("masking.detectors[%d]", i)
+		_, builtin := mask.Builtin(d.Name)
+		_, dup := e.customDetectors[d.Name]
+		switch {
+		case builtin || dup:
+			fail(p+".name", fmt.Sprintf("detector name %q is already taken", d.Name))
+		default:
+			if _, err := mask.Regex(d.Name, d.Regex); err != nil {
+				msg := err.Error()
+				if errors.Is(err, mask.ErrEmptyMatch) {
+					msg = "can match the empty string"
+				}
+				fail(p+".regex", fmt.Sprintf("detector %q: %s", d.Name, msg))
+				continue
+			}
+			e.customDetectors[d.Name] = d.Regex
+		}
+	}
 
 	for _, t := range cfg.Targets {
 		schema := t.Schema
@@ -203,6 +241,25 @@ func Compile(cfg *config.Config) (*Engine, error) {
 				}
 			}
 		}
+		for j, r := range pol.Mask {
+			rp := fmt.Sprintf("%s.mask[%d]", p, j)
+			ti, ok := e.targets[r.Target]
+			if !ok {
+				fail(rp+".target", fmt.Sprintf("policy %q: no target named %q", pol.Name, r.Target))
+				continue
+			}
+			mr := e.compileMaskRule(pol.Name, j, rp, r, order, fail)
+			order++
+			if mr == nil {
+				continue
+			}
+			tt := cp.tables[r.Target]
+			if tt == nil {
+				tt = newTargetTable(r.Target, ti)
+				cp.tables[r.Target] = tt
+			}
+			tt.maskRules = append(tt.maskRules, mr)
+		}
 		e.policies = append(e.policies, cp)
 	}
 	if len(errs) > 0 {
@@ -212,19 +269,23 @@ func Compile(cfg *config.Config) (*Engine, error) {
 	return e, nil
 }
 
-// version hashes everything a decision depends on. Passwords and
-// addresses are left out: they change no decision.
+// version hashes everything a decision depends on, masking included.
+// Passwords and addresses are left out: they change no decision. So is
+// masking.hash_key: it changes how a hashed value looks, not whether it
+// is masked, and a hash of a secret published as a version would let
+// anyone test guesses of it.
 func version(cfg *config.Config) string {
 	type target struct {
 		Name, Type, Schema string
 		RequireReview      bool
 	}
 	in := struct {
-		Compiler string
-		Admins   string
-		Targets  []target
-		Policies []config.Policy
-	}{Compiler: compilerVersion, Admins: cfg.Admins, Policies: cfg.Policies}
+		Compiler  string
+		Admins    string
+		Targets   []target
+		Policies  []config.Policy // with their mask rules
+		Detectors []config.CustomDetector
+	}{Compiler: compilerVersion, Admins: cfg.Admins, Policies: cfg.Policies, Detectors: cfg.Masking.Detectors}
 	for _, t := range cfg.Targets {
 		in.Targets = append(in.Targets, target{t.Name, t.Type, t.Schema, t.RequireReview})
 	}
@@ -238,8 +299,8 @@ func version(cfg *config.Config) string {
 }
 
 // Version identifies the compiled policy inputs (policies with their
-// allow, deny and review rules and approvers, admins, target names,
-// schemas and require_review). Two engines with the same Version decide alike;
+// allow, deny, review and mask rules and approvers, custom detectors,
+// admins, target names, schemas and require_review). Two engines with the same Version decide alike;
 // caches of decisions key on it.
 func (e *Engine) Version() string { return e.version }
 
@@ -345,6 +406,11 @@ func (e *Engine) tablesFor(matched []int) map[string]*targetTable {
 				t[name] = tt
 			}
 			tt.merge(pt)
+		}
+	}
+	for name, tt := range t {
+		if len(tt.maskRules) > 0 {
+			tt.masks = newMaskSet(name, tt.maskRules)
 		}
 	}
 	e.mu.Lock()

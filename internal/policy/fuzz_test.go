@@ -95,3 +95,33 @@ func TestConcurrentBindAndDecide(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// FuzzColumnGlob checks that every column glob config accepts compiles
+// into a mask set, and that a glob without wildcards masks the column it
+// names, through the exact fast path and the set's Table alike.
+func FuzzColumnGlob(f *testing.F) {
+	for _, s := range []string{"public.customers.email", "*.ssn", `public."Orders"."To.tal"`, `t.a\*b`, "a.b.c.d", `"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		g, err := config.ParseColumnGlob(s)
+		if err != nil {
+			return
+		}
+		r := &maskRule{cm: ColumnMask{Rule: "p/mask[0]", Style: "redact"}}
+		schema := g.Schema
+		if !g.Qualified() {
+			schema = "*"
+		}
+		cg := colGlob{schema: compilePattern(schema), table: compilePattern(g.Table), column: compilePattern(g.Column), rule: r}
+		r.columns = []colGlob{cg}
+		ms := newMaskSet("db", []*maskRule{r})
+		if !cg.literal() {
+			return
+		}
+		cm, ok := ms.Column(cg.schema.lit, cg.table.lit, cg.column.lit)
+		if !ok || cm.Rule != "p/mask[0]" || !ms.Table(cg.schema.lit, cg.table.lit) {
+			t.Fatalf("literal glob %q does not mask %s.%s.%s", s, cg.schema.lit, cg.table.lit, cg.column.lit)
+		}
+	})
+}

@@ -107,6 +107,11 @@ type targetTable struct {
 	// but an allow rule names the decision when there is one.
 	reviewConnect *ruleRef
 	rules         [numActions][numKinds]*ruleSet
+	// maskRules are the mask rules for the target, in config order; masks
+	// is their union, compiled once per merged table (nil when there are
+	// none, and in a single policy's table).
+	maskRules []*maskRule
+	masks     *MaskSet
 }
 
 func newTargetTable(name string, ti targetInfo) *targetTable {
@@ -136,6 +141,7 @@ func (t *targetTable) merge(other *targetTable) {
 	if other.reviewConnect != nil && (t.reviewConnect == nil || other.reviewConnect.order < t.reviewConnect.order) {
 		t.reviewConnect = other.reviewConnect
 	}
+	t.maskRules = append(t.maskRules, other.maskRules...)
 	for a := range other.rules {
 		for k, rs := range other.rules[a] {
 			if rs != nil && !rs.empty() {

@@ -79,6 +79,7 @@ func Extract(query string, opts Options) (facts *Facts, err error) {
 		st.Text = text
 		a := analyzer{schema: schema, st: st}
 		st.Kind = a.statement(raw.GetStmt())
+		st.Columns = a.columnRefs(raw.GetStmt())
 	}
 	// The normalized text (constants replaced by $n) groups an audit log's
 	// statements by shape; it is computed once per distinct query text,

@@ -45,6 +45,12 @@ type Statement struct {
 	// HighRisk marks statements an operator may want to hold for review
 	// without listing tables: UPDATE/DELETE without WHERE, DDL, TRUNCATE.
 	HighRisk bool
+	// Columns are the table columns the statement's values can come
+	// from, with the clause each is used in, deduplicated; nil when it
+	// uses none. They are resolved conservatively (see ColumnRef and the
+	// package doc, "Columns"): a column may be listed that the statement
+	// does not use, but a column it uses is never missing.
+	Columns []ColumnRef
 
 	// Session effects the proxy must track (SQL-level prepared statements
 	// share one namespace with protocol-level named statements).
@@ -52,6 +58,49 @@ type Statement struct {
 	ExecuteName    string // EXECUTE name; the proxy decides with the prepared statement's facts
 	DeallocateName string // DEALLOCATE name
 	DeallocateAll  bool   // DEALLOCATE ALL / DISCARD ALL
+}
+
+// Clause says how a statement uses a column: whether its value can reach
+// the client in a result column, decides which rows are returned, or
+// neither.
+type Clause string
+
+const (
+	// ClauseOutput: the value can flow into a result column, as is or
+	// computed (select list, RETURNING, VALUES as a query, the inner
+	// query of COPY, SELECT INTO and CREATE TABLE AS, INSERT ... SELECT).
+	// A CASE condition or aggregate argument inside the select list is
+	// output too: the result reveals it, so masking that result column
+	// hides it.
+	ClauseOutput Clause = "output"
+	// ClausePredicate: the value decides which rows are returned, or in
+	// what order or groups (WHERE, JOIN ON/USING/NATURAL, GROUP BY,
+	// HAVING, ORDER BY, DISTINCT and DISTINCT ON, window PARTITION BY and
+	// ORDER BY, an aggregate's FILTER and ORDER BY, LIMIT/OFFSET, the
+	// outputs of UNION/INTERSECT/EXCEPT without ALL, which compare rows).
+	// Masking the result cannot hide it: `WHERE ssn LIKE '1%'` leaks bits
+	// of ssn through which rows come back.
+	ClausePredicate Clause = "predicate"
+	// ClauseOther: any other use, such as an UPDATE's SET expressions, an
+	// INSERT's VALUES, the arguments of a function in FROM, DDL.
+	ClauseOther Clause = "other"
+)
+
+// ColumnRef is a table column a statement uses.
+type ColumnRef struct {
+	// Table is the schema-qualified relation the reference resolves to,
+	// by the same search-path rules as Accesses ("public.customers").
+	// An unqualified column with several relations in scope is listed
+	// once per candidate relation. Table is "" when the reference names
+	// no relation in scope (a qualifier this package cannot place, a
+	// column of a statement with no FROM); it then stands for a column
+	// of that name in any table.
+	Table string
+	// Column is the column name as PostgreSQL stores it, or "*" for the
+	// whole row (SELECT *, t.*, a row value such as row_to_json(t)):
+	// every column of Table may be used.
+	Column string
+	Clause Clause
 }
 
 // Facts is the result of analysing one query string.

@@ -36,6 +36,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/audit"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/mask"
 	"github.com/warden-gateway/warden/internal/metrics"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
@@ -47,6 +48,19 @@ type Target struct {
 	Schema string // unqualified names resolve here; pinned in search_path
 	// Config is the upstream login, parsed once; each connection uses a copy.
 	Config *pgconn.Config
+
+	catOnce sync.Once
+	cat     *catalog // for masking; opened on first use
+}
+
+// catalog returns the target's catalog reader.
+func (t *Target) catalog() *catalog {
+	t.catOnce.Do(func() {
+		cfg := t.Config.Copy()
+		cfg.RuntimeParams = map[string]string{"application_name": "warden-catalog", "search_path": "pg_catalog"}
+		t.cat = newCatalog(cfg)
+	})
+	return t.cat
 }
 
 // NewTarget builds a Target from its parts.
@@ -95,6 +109,10 @@ type Config struct {
 	// they are refused.
 	Reviews    Reviewer
 	ReviewWait time.Duration // how long a held statement waits; default 30s
+	// MaskHashKey keys the hash masking style; CustomDetectors maps a
+	// custom detector's name to its regular expression.
+	MaskHashKey     []byte
+	CustomDetectors map[string]string
 
 	// TLS, when set, answers SSLRequest with TLS. Without it warden
 	// answers 'N'.
@@ -123,6 +141,7 @@ type Server struct {
 	// routing and for closing them on shutdown.
 	sessions  map[uint32]*session
 	listeners map[net.Listener]struct{}
+	scanners  map[string]*mask.Scanner // by detector list
 	closed    bool
 	wg        sync.WaitGroup
 }
@@ -160,6 +179,7 @@ func NewServer(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: cfg.Logger, facts: cfg.Facts, ctx: ctx, cancel: cancel,
 		sessions:  make(map[uint32]*session),
+		scanners:  make(map[string]*mask.Scanner),
 		listeners: make(map[net.Listener]struct{}),
 	}, nil
 }
@@ -224,6 +244,11 @@ func (s *Server) Close() error {
 	}
 	s.cancel()
 	s.wg.Wait()
+	for _, t := range s.cfg.Targets {
+		if t.cat != nil {
+			t.cat.close()
+		}
+	}
 	return nil
 }
 
@@ -509,6 +534,15 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 		upAddr:   net.JoinHostPort(ucfg.Host, fmt.Sprint(ucfg.Port)),
 	}
 	ss.ctx, ss.cancel = context.WithCancel(s.ctx)
+	if ms := subject.Masks(target); ms != nil {
+		me, err := s.newMaskEngine(t, ms)
+		if err != nil {
+			upstream.Close()
+			loginFailed("58000", "masking cannot be set up for this session: "+err.Error())
+			return
+		}
+		ss.me = me
+	}
 	ss.secret = make([]byte, 4)
 	rand.Read(ss.secret)
 	if !s.register(ss) {
@@ -702,4 +736,41 @@ func readStartup(br *bufio.Reader) (pgproto3.FrontendMessage, error) {
 		return nil, err
 	}
 	return msg, nil
+}
+
+// newMaskEngine builds a session's masking from its rules; scanners are
+// built once per detector list and shared.
+func (s *Server) newMaskEngine(t *Target, ms *policy.MaskSet) (*maskEngine, error) {
+	e := &maskEngine{set: ms, cat: t.catalog(), hashKey: s.cfg.MaskHashKey, maskers: make(map[policy.ColumnMask]mask.Masker)}
+	if names := ms.Detectors(); len(names) > 0 {
+		key := strings.Join(names, ",")
+		s.mu.Lock()
+		sc := s.scanners[key]
+		s.mu.Unlock()
+		if sc == nil {
+			var ds []mask.Detector
+			for _, n := range names {
+				if d, ok := mask.Builtin(n); ok {
+					ds = append(ds, d)
+					continue
+				}
+				re, ok := s.cfg.CustomDetectors[n]
+				if !ok {
+					return nil, fmt.Errorf("unknown detector %q", n)
+				}
+				d, err := mask.Regex(n, re)
+				if err != nil {
+					return nil, err
+				}
+				ds = append(ds, d)
+			}
+			sc = mask.NewScanner(ds...)
+			s.mu.Lock()
+			s.scanners[key] = sc
+			s.mu.Unlock()
+		}
+		e.scanner = sc
+		e.detect = e.masker(ms.DetectorStyle())
+	}
+	return e, nil
 }

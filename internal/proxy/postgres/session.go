@@ -71,6 +71,16 @@ type session struct {
 
 	mt *metrics.Target
 
+	// me masks results; nil when no mask rule applies to this session.
+	me *maskEngine
+	// When masking, every Execute is preceded by warden's own Describe of
+	// the portal, so the plan for the rows that follow is always that
+	// portal's, with the result formats the client bound.
+	// descs are the Describe messages (the client's and warden's) whose
+	// RowDescription or NoData is still to come, in order.
+	descMu sync.Mutex
+	descs  []describeExpect
+
 	// flight is the queue of allowed statements forwarded upstream and
 	// not yet completed, in order; the upstream loop pops them as their
 	// completions arrive and records what they did.
@@ -118,12 +128,20 @@ type portal struct {
 
 // inflight is an allowed statement awaiting its completion upstream.
 type inflight struct {
-	seq      int64  // 0: not recorded (e.g. an Execute of an unknown portal)
+	st       *sqlfacts.Statement // what runs, for masking computed columns
+	seq      int64               // 0: not recorded (e.g. an Execute of an unknown portal)
 	reviewID string // the approval it runs under, if any
 	text    string
 	kind    string
 	start   time.Time
 	lastRFQ uint64 // the ReadyForQuery that ends its batch
+}
+
+// describeExpect is a Describe awaiting its RowDescription or NoData.
+type describeExpect struct {
+	injected bool // warden's own: its answer is not relayed
+	st       *sqlfacts.Statement
+	lastRFQ  uint64
 }
 
 // denial is a refusal waiting for its placeholder's error upstream.
@@ -148,7 +166,7 @@ func (ss *session) kill() {
 func (ss *session) run() {
 	var wg sync.WaitGroup
 	wg.Add(1)
-	up := &upstreamLoop{ss: ss}
+	up := &upstreamLoop{ss: ss, counts: make(maskCounts)}
 	go func() {
 		defer wg.Done()
 		up.run()
@@ -232,6 +250,7 @@ func (ss *session) clientLoop() error {
 					clear(ss.portals) // named portals die with their transaction anyway
 				}
 				ss.portals[portal] = newPortal(st, body[len(portal)+len(stmt)+2:])
+
 			} else {
 				delete(ss.portals, portal)
 			}
@@ -283,14 +302,34 @@ func (ss *session) clientLoop() error {
 				ss.refuse('P', "", nil, auditUnavailable())
 				break
 			}
-			ss.push(inflight{seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
+			if ss.me != nil {
+				// Ask the server for this portal's RowDescription (the
+				// answer is not relayed), so masking knows the layout and
+				// the result formats the client bound.
+				d := append([]byte{'P'}, name...)
+				writeRaw(ss.uw, 'D', append(d, 0))
+				ss.pushDescribe(describeExpect{injected: true, st: st, lastRFQ: ss.syncs + 1})
+			}
+			ss.push(inflight{st: st, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
 			writeRaw(ss.uw, typ, body)
 		case 'X':
 			// Terminate: pass it on so the backend ends cleanly.
 			writeRaw(ss.uw, typ, body)
 			ss.uw.Flush()
 			return nil
-		case 'D', 'H', 'd', 'c', 'f':
+		case 'D':
+			if ss.me != nil && len(body) >= 2 {
+				name, _ := firstCString(body[1:])
+				var st *sqlfacts.Statement
+				if body[0] == 'P' {
+					st = ss.portals[name].st
+				} else {
+					st = ss.prepared[name]
+				}
+				ss.pushDescribe(describeExpect{st: st, lastRFQ: ss.syncs + 1})
+			}
+			writeRaw(ss.uw, typ, body)
+		case 'H', 'd', 'c', 'f':
 			writeRaw(ss.uw, typ, body)
 		default:
 			ss.fatal("08P01", fmt.Sprintf("warden: unexpected message type %q", typ))
@@ -343,6 +382,11 @@ func (ss *session) decide(q string, extended bool) (*sqlfacts.Facts, policy.Deci
 	var pending map[string]*sqlfacts.Statement
 	for i := range facts.Statements {
 		st := &facts.Statements[i]
+		if ss.me != nil {
+			if rule, why := ss.me.check(ss.ctx, st); why != "" {
+				return facts, policy.Decision{Effect: policy.Deny, Rule: rule, Reason: why, Summary: why}, "42501"
+			}
+		}
 		if st.ExecuteName != "" {
 			ps, ok := pending[st.ExecuteName]
 			if !ok {
@@ -444,7 +488,7 @@ func (ss *session) query(q string, body []byte) error {
 	} else {
 		for i := range facts.Statements {
 			st := &facts.Statements[i]
-			ss.push(inflight{seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs})
+			ss.push(inflight{st: st, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs})
 			approvedBy = "" // the result of the first statement reports to the review
 		}
 	}
@@ -635,6 +679,13 @@ func newPortal(st *sqlfacts.Statement, params []byte) portal {
 	return p
 }
 
+// pushDescribe queues a Describe forwarded upstream.
+func (ss *session) pushDescribe(d describeExpect) {
+	ss.descMu.Lock()
+	ss.descs = append(ss.descs, d)
+	ss.descMu.Unlock()
+}
+
 // push queues an allowed statement forwarded upstream.
 func (ss *session) push(f inflight) {
 	ss.flightMu.Lock()
@@ -703,6 +754,11 @@ type upstreamLoop struct {
 	ss      *session
 	err     error
 	scratch []byte
+	// masking: the plan for the rows that follow, a reusable row buffer,
+	// and masked-value counts since the last completion
+	plan   *rowPlan
+	rowBuf []byte
+	counts maskCounts
 	// rows and bytes of data relayed since the last completion
 	rows, bytes int64
 }
@@ -774,8 +830,46 @@ func (u *upstreamLoop) loop() error {
 			ss.cwMu.Lock()
 			writeRaw(ss.cw, typ, body)
 			ss.cwMu.Unlock()
+		case 'T', 'n':
+			if ss.me == nil {
+				goto relay
+			}
+			{
+				body, err := r.body(typ, n)
+				if err != nil {
+					return err
+				}
+				if u.describe(typ, body) {
+					continue // warden's own Describe: not the client's to see
+				}
+				ss.cwMu.Lock()
+				writeRaw(ss.cw, typ, body)
+				ss.cwMu.Unlock()
+			}
+		case 'D':
+			u.rows++
+			u.bytes += int64(n) + 5
+			if u.plan == nil || !u.plan.any {
+				goto relay
+			}
+			{
+				body, err := r.body(typ, n)
+				if err != nil {
+					return err
+				}
+				out, _ := ss.me.row(body, u.plan, u.rowBuf, u.counts)
+				u.rowBuf = out[:0]
+				ss.cwMu.Lock()
+				writeRaw(ss.cw, typ, out)
+				ss.cwMu.Unlock()
+			}
 		default:
-			if typ == 'D' || typ == 'd' {
+			goto relay
+		}
+		continue
+	relay:
+		{
+			if typ == 'd' {
 				u.rows++
 				u.bytes += int64(n) + 5
 			}
@@ -788,6 +882,47 @@ func (u *upstreamLoop) loop() error {
 			}
 		}
 	}
+}
+
+// describe handles a RowDescription or NoData while masking: it pops the
+// Describe it answers, if any (a simple Query's RowDescription answers
+// none), makes the masking plan for the rows that follow, and reports
+// whether the message answers warden's own Describe and must not be
+// relayed.
+func (u *upstreamLoop) describe(typ byte, body []byte) bool {
+	ss := u.ss
+	ss.denyMu.Lock()
+	batch := ss.rfqSeen + 1
+	ss.denyMu.Unlock()
+	var d *describeExpect
+	ss.descMu.Lock()
+	if len(ss.descs) > 0 && ss.descs[0].lastRFQ == batch {
+		dd := ss.descs[0]
+		d = &dd
+		ss.descs = ss.descs[1:]
+	}
+	ss.descMu.Unlock()
+	var st *sqlfacts.Statement
+	if d != nil {
+		st = d.st
+	} else {
+		ss.flightMu.Lock()
+		if len(ss.flight) > 0 {
+			st = ss.flight[0].st
+		}
+		ss.flightMu.Unlock()
+	}
+	if typ == 'n' {
+		u.plan = nil
+	} else {
+		var rd pgproto3.RowDescription
+		if err := rd.Decode(body); err != nil {
+			u.plan = &rowPlan{any: true} // every row mismatches: nulled
+		} else {
+			u.plan = ss.me.plan(ss.ctx, &rd, st)
+		}
+	}
+	return d != nil && d.injected
 }
 
 // complete pops the statement that a completion or error belongs to and
@@ -839,6 +974,10 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 		}
 	}
 	ev.Rows = rows
+	if len(u.counts) > 0 {
+		ev.Reason = u.counts.String()
+		clear(u.counts)
+	}
 	if f.reviewID != "" {
 		result := fmt.Sprintf("%d rows, %d bytes, %v", rows, bytes, took.Round(time.Microsecond))
 		if ev.Error != "" {
@@ -929,5 +1068,12 @@ func (u *upstreamLoop) readyForQuery() {
 	}
 	ss.flight = ss.flight[i:]
 	ss.flightMu.Unlock()
+	ss.descMu.Lock()
+	j := 0
+	for j < len(ss.descs) && ss.descs[j].lastRFQ <= seen {
+		j++
+	}
+	ss.descs = ss.descs[j:]
+	ss.descMu.Unlock()
 	u.rows, u.bytes = 0, 0
 }
