@@ -345,4 +345,9 @@ type Audit struct {
 	// MaxRequestBytes bounds the SQL text stored in one record; the
 	// record's digest always covers the whole text. Default 4096.
 	MaxRequestBytes int `yaml:"max_request_bytes,omitempty"`
+	// Sync is when a record counts as durable: "fsync" (default: every
+	// group commit is fsynced; survives power loss) or "os" (written to
+	// the operating system; survives a crash or kill -9 of warden, not a
+	// power loss — several times faster on slow disks).
+	Sync string `yaml:"sync,omitempty"`
 }

@@ -575,6 +575,11 @@ func (v *validator) limits() {
 	} else if v.c.Audit.Retention > 0 && v.c.Audit.Retention < time.Hour {
 		v.errorf("audit.retention", "%v is shorter than an hour; an audit log that forgets that fast is not one", v.c.Audit.Retention)
 	}
+	switch v.c.Audit.Sync {
+	case "", "fsync", "os":
+	default:
+		v.errorf("audit.sync", "must be fsync or os, not %q", v.c.Audit.Sync)
+	}
 	if v.c.Audit.MaxRequestBytes < 0 {
 		v.errorf("audit.max_request_bytes", "must be positive")
 	}

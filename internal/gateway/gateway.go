@@ -101,9 +101,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		return 0
 	})
 	gw.Store, err = store.OpenSQLite(ctx, path, store.Options{
-		Logger:    opts.Logger,
-		Retention: cfg.Audit.Retention,
-		OnCommit:  gw.Metrics.AuditCommit,
+		Logger:           opts.Logger,
+		Retention:        cfg.Audit.Retention,
+		ProcessCrashOnly: cfg.Audit.Sync == "os",
+		OnCommit:         gw.Metrics.AuditCommit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

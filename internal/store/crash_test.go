@@ -17,7 +17,10 @@ import (
 )
 
 // envCrashDB tells a re-executed test binary to act as the crashing child.
-const envCrashDB = "WARDEN_STORE_CRASH_CHILD_DB"
+const (
+	envCrashDB = "WARDEN_STORE_CRASH_CHILD_DB"
+	envCrashOS = "WARDEN_STORE_CRASH_CHILD_OS" // set: the child uses ProcessCrashOnly
+)
 
 // TestCrashChild is not a test on its own: TestCrashAcknowledgedSurvive
 // re-executes the test binary to run it as a child process, which records
@@ -28,7 +31,7 @@ func TestCrashChild(t *testing.T) {
 	if path == "" {
 		t.Skip("run by TestCrashAcknowledgedSurvive")
 	}
-	s, err := OpenSQLite(context.Background(), path, Options{})
+	s, err := OpenSQLite(context.Background(), path, Options{ProcessCrashOnly: os.Getenv(envCrashOS) != ""})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open:", err)
 		os.Exit(3)
@@ -64,6 +67,17 @@ func TestCrashAcknowledgedSurvive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
+	for _, osOnly := range []bool{false, true} {
+		name := "fsync"
+		if osOnly {
+			name = "os"
+			t.Setenv(envCrashOS, "1")
+		}
+		t.Run(name, func(t *testing.T) { crashRounds(t, osOnly) })
+	}
+}
+
+func crashRounds(t *testing.T, osOnly bool) {
 	path := filepath.Join(t.TempDir(), "crash.db")
 	acked := map[int64]bool{}
 	// Kill after different amounts of progress, so the kill lands at
@@ -79,7 +93,7 @@ func TestCrashAcknowledgedSurvive(t *testing.T) {
 		}
 
 		// Recovery: open as warden would after a restart.
-		s, err := OpenSQLite(context.Background(), path, Options{})
+		s, err := OpenSQLite(context.Background(), path, Options{ProcessCrashOnly: osOnly})
 		if err != nil {
 			t.Fatalf("round %d: reopen after kill: %v", round, err)
 		}

@@ -52,6 +52,14 @@ type Options struct {
 	// forever.
 	Retention time.Duration
 
+	// ProcessCrashOnly trades power-loss durability for speed: commits
+	// are written to the operating system (WAL, synchronous=NORMAL) but
+	// not fsynced, so a crash or kill -9 of warden loses nothing
+	// acknowledged, while a power loss or kernel crash can lose the last
+	// commits (https://sqlite.org/pragma.html#pragma_synchronous).
+	// Default false: every commit is fsynced (synchronous=FULL).
+	ProcessCrashOnly bool
+
 	// PruneInterval is how often the pruner runs when Retention is set; it
 	// also runs once right after OpenSQLite. Default 1h.
 	PruneInterval time.Duration
@@ -170,7 +178,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 	s.wdb, err = sql.Open("sqlite", s.dsn(
 		"_txlock=immediate",
 		"_pragma=journal_mode(WAL)",
-		"_pragma=synchronous(FULL)",
+		"_pragma=synchronous("+s.syncMode()+")",
 		"_pragma=foreign_keys(1)",
 	))
 	if err != nil {
@@ -263,8 +271,8 @@ func (s *SQLite) checkPragmas(ctx context.Context) error {
 	if err := s.wdb.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
 		return fmt.Errorf("store: open sqlite: %w", err)
 	}
-	if sync != 2 { // 2 = FULL
-		return fmt.Errorf("store: open sqlite: synchronous is %d, want 2 (FULL)", sync)
+	if want := map[string]int{"FULL": 2, "NORMAL": 1}[s.syncMode()]; sync != want {
+		return fmt.Errorf("store: open sqlite: synchronous is %d, want %d (%s)", sync, want, s.syncMode())
 	}
 	return nil
 }
@@ -339,3 +347,11 @@ func (s *SQLite) closeDBs() error {
 
 // Compile-time check that SQLite is an audit sink.
 var _ audit.Sink = (*SQLite)(nil)
+
+// syncMode is the synchronous pragma the writer runs with.
+func (s *SQLite) syncMode() string {
+	if s.opts.ProcessCrashOnly {
+		return "NORMAL"
+	}
+	return "FULL"
+}
