@@ -11,7 +11,7 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var path, cpuProfile string
+	var path, cpuProfile, memProfile string
 	cmd := &cobra.Command{
 		Use:   "serve --config warden.yaml",
 		Short: "Run the gateway",
@@ -20,6 +20,14 @@ func serveCmd() *cobra.Command {
 			log, err := newLogger(cmd)
 			if err != nil {
 				return err
+			}
+			if memProfile != "" {
+				defer func() {
+					if f, err := os.Create(memProfile); err == nil {
+						pprof.Lookup("allocs").WriteTo(f, 0)
+						f.Close()
+					}
+				}()
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -55,5 +63,6 @@ func serveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "warden.yaml", "configuration file")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown (for benchmarks)")
+	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write an allocation profile to this file at shutdown (for benchmarks)")
 	return cmd
 }

@@ -64,9 +64,20 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Options tune Start. The zero value is what tests want.
+type Options struct {
+	MaxConnections int // default 300
+}
+
 // Start initialises and starts a server, creates AppUser/AppDatabase, and
 // returns once it accepts connections. Call Stop when done.
-func Start(ctx context.Context) (_ *Server, err error) {
+func Start(ctx context.Context) (*Server, error) { return StartWith(ctx, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, o Options) (_ *Server, err error) {
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 300
+	}
 	bin, err := FindBinDir()
 	if err != nil {
 		return nil, err
@@ -114,7 +125,7 @@ func Start(ctx context.Context) (_ *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s -c fsync=off -c max_connections=300 -c shared_buffers=64MB", s.Port, s.Dir)
+		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s -c fsync=off -c max_connections=%d -c shared_buffers=64MB", s.Port, s.Dir, o.MaxConnections)
 		var out []byte
 		out, err = s.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(s.Dir, "log"), "-o", opts, "-w", "-t", "60", "start")
 		if err == nil {

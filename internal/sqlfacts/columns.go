@@ -239,8 +239,8 @@ func (w *colWalker) finish() []ColumnRef {
 		for len(stack) > 0 {
 			v := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			if v.done&bit != 0 {
-				continue
+			if v == nil || v.done&bit != 0 {
+				continue // nil: an output with no columns (SELECT with no select list)
 			}
 			leafDone := v.done & reportedBits
 			v.done |= bit
@@ -325,10 +325,8 @@ func (w *colWalker) copyStmt(s *pg_query.CopyStmt, sc *scope) {
 		if s.GetIsFrom() {
 			clause = ClauseOther
 		}
-		if len(s.GetAttlist()) == 0 {
-			if !s.GetIsFrom() {
-				w.emit(w.leaf(t.table, "*"), clause)
-			}
+		if len(s.GetAttlist()) == 0 && !s.GetIsFrom() {
+			w.emit(w.leaf(t.table, "*"), clause)
 		}
 		for _, a := range s.GetAttlist() {
 			if name := a.GetString_().GetSval(); name != "" {
@@ -470,9 +468,6 @@ func (w *colWalker) values(rows []*pg_query.Node, sc *scope) []outCol {
 		for i, e := range l.GetItems() {
 			for len(cols) <= i {
 				cols = append(cols, outCol{name: "column" + strconv.Itoa(len(cols)+1), sure: true, v: &val{}})
-			}
-			if cols[i].v == nil || cols[i].multi {
-				continue
 			}
 			w.expr(e, colCtx{sc: sc, into: cols[i].v})
 		}
@@ -630,7 +625,9 @@ func (w *colWalker) with(wc *pg_query.WithClause, sc *scope) {
 				w.expr(n, colCtx{sc: sc, into: all})
 				continue
 			}
-			all.kids = append(all.kids, w.wholeCols(w.query(c.GetCtequery(), sc)))
+			if v := w.wholeCols(w.query(c.GetCtequery(), sc)); v != nil {
+				all.kids = append(all.kids, v)
+			}
 			w.exprFields(c.ProtoReflect(), colCtx{sc: sc, into: all}, "ctequery")
 		}
 		w.tap = saved
@@ -1216,7 +1213,16 @@ func (w *colWalker) expr(m proto.Message, c colCtx) {
 	}
 	switch x := m.(type) {
 	case *pg_query.Node:
-		w.exprFields(x.ProtoReflect(), c)
+		// The commonest nodes skip the reflection: constants and
+		// names hold no reference.
+		switch n := x.GetNode().(type) {
+		case *pg_query.Node_ColumnRef:
+			w.send(c, w.columnRef(n.ColumnRef, c.sc))
+		case *pg_query.Node_AConst, *pg_query.Node_String_, *pg_query.Node_Integer, *pg_query.Node_Float,
+			*pg_query.Node_Boolean, *pg_query.Node_ParamRef, *pg_query.Node_AStar:
+		default:
+			w.exprFields(x.ProtoReflect(), c)
+		}
 	case *pg_query.ColumnRef:
 		w.send(c, w.columnRef(x, c.sc))
 	case *pg_query.A_Indirection:
@@ -1233,6 +1239,13 @@ func (w *colWalker) expr(m proto.Message, c colCtx) {
 		w.expr(x.GetAggFilter(), c.pred())
 		w.expr(x.GetOver(), c.pred())
 		w.exprFields(x.ProtoReflect(), c, "funcname", "args", "agg_order", "agg_filter", "over")
+	case *pg_query.JsonAggConstructor:
+		// JSON_ARRAYAGG and JSON_OBJECTAGG keep their FILTER, ORDER BY
+		// and OVER here; the aggregated value is in the enclosing node.
+		w.expr(x.GetAggFilter(), c.pred())
+		w.walkNodes(x.GetAggOrder(), c.pred())
+		w.expr(x.GetOver(), c.pred())
+		w.exprFields(x.ProtoReflect(), c, "agg_filter", "agg_order", "over")
 	case *pg_query.WindowDef:
 		w.exprFields(x.ProtoReflect(), c.pred())
 	case *pg_query.SubLink:

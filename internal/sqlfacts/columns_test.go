@@ -114,6 +114,8 @@ var columnCases = []columnCase{
 		cols: "output public.customers.id; predicate public.customers.id"},
 	{sql: `WITH RECURSIVE t AS (SELECT id, ssn FROM customers), u AS (SELECT id FROM t) SELECT id FROM u`,
 		cols: "output public.customers.id; output public.customers.ssn"},
+	{sql: `WITH RECURSIVE t AS (SELECT ssn FROM customers) SELECT 1 FROM t`, cols: "other public.customers.ssn"},
+	{sql: `WITH RECURSIVE t AS (SELECT) SELECT * FROM t`}, // found by FuzzExtract: a query with no output columns
 
 	// Set operations: every branch; UNION without ALL, INTERSECT and
 	// EXCEPT compare rows, so their outputs are predicates too.
@@ -147,6 +149,8 @@ var columnCases = []columnCase{
 	{sql: `SELECT count(email) FROM customers`, cols: "output public.customers.email"},
 	{sql: `SELECT count(*) FROM customers`},
 	{sql: `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) FROM orders`, cols: "output public.orders.amount"},
+	{sql: `SELECT JSON_ARRAYAGG(name ORDER BY ssn) FILTER (WHERE email IS NOT NULL) FROM customers`,
+		cols: "output public.customers.name; predicate public.customers.email; predicate public.customers.ssn", pg: 160000},
 	// A CASE condition in the select list is output: the result
 	// reveals it, and masking the result hides it.
 	{sql: `SELECT CASE WHEN ssn LIKE '1%' THEN 'one' ELSE 'other' END FROM customers`, cols: "output public.customers.ssn"},

@@ -1,8 +1,8 @@
 // Package sqlfacts turns SQL text into statement facts using the real
 // PostgreSQL parser (libpg_query via pg_query_go): for each statement its
-// kind, every object it touches and how, and whether it must be refused
-// whatever the policy says. It knows nothing about policy syntax, identities
-// or sockets.
+// kind, every object it touches and how, the table columns it uses and
+// where, and whether it must be refused whatever the policy says. It
+// knows nothing about policy syntax, identities or sockets.
 //
 // # What a statement needs
 //
@@ -64,6 +64,65 @@
 // fails upstream ("permission denied to create pg_catalog.x"); pinning
 // "<Schema>, pg_temp" instead gives the same lookup order (pg_catalog is
 // then searched implicitly first) and creates in <Schema>.
+//
+// # Columns
+//
+// Statement.Columns lists the table columns a statement uses and how, for
+// masking result columns (issue 5): PostgreSQL names the origin of a plain
+// result column in RowDescription, but not of a computed one, nor of a
+// value that only chooses rows. A ColumnRef's Clause is output when the
+// value can flow into a result column (as is or computed: casts,
+// functions, concatenation, aggregates, CASE, row values, row_to_json of a
+// whole row, subqueries, CTEs, set operations), predicate when it decides
+// which rows come back or their order or groups, and other otherwise.
+// Conditions of a CASE in the select list are output: the result reveals
+// them, and masking the result hides them. An aggregate's FILTER and
+// ORDER BY, a window's PARTITION BY and ORDER BY, plain DISTINCT, and the
+// outputs of UNION, INTERSECT and EXCEPT without ALL (which compare rows)
+// are predicates.
+//
+// Names resolve as PostgreSQL resolves them (docs 7.2 "Table
+// Expressions"; transformColumnRef in parse_expr.c), but without the
+// tables' column lists, so wherever that list would decide, every
+// candidate is reported:
+//
+//   - t.col is the column of the FROM item named t, at the innermost
+//     query level that has one; s.t.col of the unaliased relation s.t;
+//     through a subquery or CTE, the columns its output of that name is
+//     computed from (a name it does not output may be a function taking
+//     its row, t.f meaning f(t), so the whole row is reported);
+//   - col is a candidate column of every FROM item of the innermost level
+//     with FROM items, and, as it may be a correlated reference, of every
+//     level around it, until a level whose subquery or CTE is known to
+//     output that name; a bare name that is also a FROM item's name may be
+//     its whole row (row_to_json(c)), and both are reported;
+//   - *, t.* and whole rows are Column "*"; count(*) reads no column;
+//   - alias column lists rename by position; where a * makes the position
+//     unknown, a renamed column is reported as the whole row;
+//   - ORDER BY, GROUP BY and DISTINCT ON name an output column or an
+//     input column, and a number an output position; both readings are
+//     reported, and a position after a * is every output;
+//   - NATURAL JOIN compares columns the two sides share, unknown here: both
+//     whole rows are predicates;
+//   - WITH RECURSIVE: each of its queries is taken to output every column
+//     referenced anywhere in the clause;
+//   - a function or table function in FROM: its arguments are other, and
+//     each of its result columns may come from any of them;
+//   - an output of a subquery or CTE that nothing uses is other (the
+//     server may still compute it, and an error or a set-returning
+//     function there is observable), so every column a statement mentions
+//     is listed in some clause;
+//   - Table is "" when a reference names no FROM item in scope; it stands
+//     for a column of that name in any table.
+//
+// EXPLAIN, PREPARE, DECLARE CURSOR, CREATE TABLE AS, SELECT INTO, CREATE
+// VIEW and COPY (query) report the references of their query; COPY t TO
+// reports t's listed columns or its whole row. Other statements are
+// walked generically and report other.
+//
+// A column a table does not have may be a function in attribute notation
+// reading the whole row (see Limits); a view's columns are the view's, not
+// those of the tables under it.
 //
 // # Limits
 //

@@ -11,7 +11,8 @@ import (
 
 // FuzzExtract checks that Extract never panics (its recover turns a panic
 // into errInternal, which fails here), that its facts are deterministic,
-// and that each statement's Text is a piece of the query. Seeds: the
+// that each statement's Text is a piece of the query, and that its
+// Columns are well-formed and deduplicated. Seeds: the
 // committed testdata/fuzz/FuzzExtract files plus the whole corpus.
 func FuzzExtract(f *testing.F) {
 	for _, c := range corpus.Deny {
@@ -46,6 +47,18 @@ func FuzzExtract(f *testing.F) {
 				if a.Action == "" || a.Object == "" {
 					t.Errorf("statement %q has an empty access %+v", st.Text, a)
 				}
+			}
+			seen := make(map[ColumnRef]bool, len(st.Columns))
+			for _, c := range st.Columns {
+				switch {
+				case c.Column == "":
+					t.Errorf("statement %q has a column reference without a column: %+v", st.Text, c)
+				case c.Clause != ClauseOutput && c.Clause != ClausePredicate && c.Clause != ClauseOther:
+					t.Errorf("statement %q has a column reference with clause %q", st.Text, c.Clause)
+				case seen[c]:
+					t.Errorf("statement %q lists %+v twice", st.Text, c)
+				}
+				seen[c] = true
 			}
 		}
 	})

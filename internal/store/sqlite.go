@@ -110,6 +110,7 @@ type SQLite struct {
 
 	queue      chan *request
 	jobs       chan *job     // unbuffered: a job is handed to the writer or not at all
+	ws         *writeStmts   // the writer's prepared statements; writer goroutine only
 	closing    chan struct{} // closed by Close: stop accepting, drain, exit
 	writerDone chan struct{} // closed by the writer goroutine when it exits
 	closeOnce  sync.Once

@@ -295,6 +295,9 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 	// The writer must finish what it started even if a caller gives up;
 	// the busy timeout bounds how long it can wait for a lock.
 	ctx := context.Background()
+	// Before BeginTx: the write pool has one connection, which the
+	// transaction then holds.
+	ws := s.prepared(ctx)
 	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -307,7 +310,7 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 			}
 		}
 	}()
-	if err := appendEvents(ctx, tx, batch); err != nil {
+	if err := appendEventsWith(ctx, tx, batch, ws); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -323,16 +326,70 @@ func (s *SQLite) writeBatch(batch []*request) (err error) {
 // writing the same file (a mistake, but a possible one) must not fork the
 // chain.
 func appendEvents(ctx context.Context, tx *sql.Tx, reqs []*request) error {
+	return appendEventsWith(ctx, tx, reqs, nil)
+}
+
+// writeStmts are the writer's statements, prepared once on the write
+// connection: SQLite otherwise parses each statement text again per
+// batch, which costs more than the inserts of a small batch.
+type writeStmts struct {
+	head, insert, update *sql.Stmt
+}
+
+const (
+	selectHead = `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`
+	updateHead = `UPDATE audit_chain_head SET last_id = ?, last_hash = ? WHERE singleton = 1`
+)
+
+// prepared returns the writer's prepared statements, preparing them on
+// first use (nil if that fails: the caller then prepares per batch).
+// Only the writer goroutine calls it.
+func (s *SQLite) prepared(ctx context.Context) *writeStmts {
+	if s.ws != nil {
+		return s.ws
+	}
+	var ws writeStmts
+	var err error
+	if ws.head, err = s.wdb.PrepareContext(ctx, selectHead); err != nil {
+		return nil
+	}
+	if ws.insert, err = s.wdb.PrepareContext(ctx, insertEvent); err != nil {
+		ws.head.Close()
+		return nil
+	}
+	if ws.update, err = s.wdb.PrepareContext(ctx, updateHead); err != nil {
+		ws.head.Close()
+		ws.insert.Close()
+		return nil
+	}
+	s.ws = &ws
+	return s.ws
+}
+
+func appendEventsWith(ctx context.Context, tx *sql.Tx, reqs []*request, ws *writeStmts) error {
 	var lastID int64
 	var prev []byte
-	if err := tx.QueryRowContext(ctx, `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`).Scan(&lastID, &prev); err != nil {
+	var head, stmt, update *sql.Stmt
+	if ws != nil {
+		head, stmt, update = tx.StmtContext(ctx, ws.head), tx.StmtContext(ctx, ws.insert), tx.StmtContext(ctx, ws.update)
+	} else {
+		var err error
+		if head, err = tx.PrepareContext(ctx, selectHead); err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		if stmt, err = tx.PrepareContext(ctx, insertEvent); err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		if update, err = tx.PrepareContext(ctx, updateHead); err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+	}
+	defer head.Close()
+	defer stmt.Close()
+	defer update.Close()
+	if err := head.QueryRowContext(ctx).Scan(&lastID, &prev); err != nil {
 		return fmt.Errorf("read chain head: %w", err)
 	}
-	stmt, err := tx.PrepareContext(ctx, insertEvent)
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	defer stmt.Close()
 	for _, req := range reqs {
 		lastID++
 		ev := &req.ev
@@ -349,7 +406,7 @@ func appendEvents(ctx context.Context, tx *sql.Tx, reqs []*request) error {
 		}
 		prev = h
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_chain_head SET last_id = ?, last_hash = ? WHERE singleton = 1`, lastID, prev); err != nil {
+	if _, err := update.ExecContext(ctx, lastID, prev); err != nil {
 		return fmt.Errorf("update chain head: %w", err)
 	}
 	return nil

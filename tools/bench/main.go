@@ -1,12 +1,26 @@
 // Command bench measures warden against a direct connection and PgBouncer
-// in one run: it starts a throwaway PostgreSQL, PgBouncer (session mode)
-// and `warden serve` as separate processes, then interleaves `pgbench -S`
-// runs (simple, extended, prepared) over several rounds and reports medians
-// and ratios. Run it with `make bench`.
+// in one run. It starts a throwaway PostgreSQL, PgBouncer (session mode)
+// and `warden serve` as separate processes, with a realistic policy (table
+// rules, audit on, one masked column), then:
+//
+//   - interleaves `pgbench -S` runs (simple, extended, prepared) over
+//     several rounds and reports medians and the ratios warden/PgBouncer
+//     and warden/direct;
+//   - measures the latency each path adds per statement at one client
+//     (p50, p99, from pgbench's per-transaction log);
+//   - measures the cost of masking: a masked-column query beside an
+//     unmasked one, through warden;
+//   - measures connection set-up time (token verification + upstream
+//     login), memory per idle connection, and audit events per second;
+//   - keeps warden's CPU and allocation profiles.
+//
+// Run it with `make bench`.
 package main
 
 import (
+	"bufio"
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"log"
@@ -23,6 +37,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	_ "modernc.org/sqlite"
+
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/pgtest"
 )
@@ -34,7 +51,12 @@ var (
 	clients   = flag.Int("c", 8, "pgbench clients")
 	scale     = flag.Int("s", 5, "pgbench scale")
 	out       = flag.String("o", "", "also write a Markdown report to this file")
-	profile   = flag.String("cpuprofile", "", "write warden's CPU profile here")
+	profDir   = flag.String("profiles", "", "write warden's CPU and allocation profiles into this directory")
+	syncMode  = flag.String("sync", "fsync", "warden's audit.sync: fsync or os")
+	idle      = flag.Int("idle", 2000, "idle connections for the memory measurement")
+	connects  = flag.Int("connects", 200, "sequential connections for the set-up time measurement")
+	noMask    = flag.Bool("nomask", false, "leave the mask rule out of warden's policy (to isolate its cost)")
+	onlyModes = flag.String("modes", "simple,extended,prepared", "pgbench query modes to run")
 )
 
 func main() {
@@ -52,6 +74,23 @@ func fatalf(format string, args ...any) {
 	panic(fatalError{fmt.Errorf(format, args...)})
 }
 
+type path struct {
+	name string
+	host string
+	port int
+	user string
+	db   string
+	pw   string
+}
+
+func (p path) args() []string {
+	return []string{"-h", p.host, "-p", strconv.Itoa(p.port), "-U", p.user, p.db}
+}
+
+func (p path) url() string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s password=%s sslmode=disable", p.host, p.port, p.user, p.db, p.pw)
+}
+
 func run() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -63,12 +102,22 @@ func run() (err error) {
 		}
 	}()
 	ctx := context.Background()
-	pg, err := pgtest.Start(ctx)
+	pg, err := pgtest.StartWith(ctx, pgtest.Options{MaxConnections: *idle + 200})
 	if err != nil {
 		return err
 	}
 	defer pg.Stop()
 	runEnv(nil, "pgbench", "-i", "-q", "-s", strconv.Itoa(*scale), pg.AppURL())
+	conn, err := pgx.Connect(ctx, pg.AppURL())
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE mask_bench (id int PRIMARY KEY, name text, email text);
+INSERT INTO mask_bench SELECT g, 'name ' || g, 'person' || g || '@example.com' FROM generate_series(1, 10000) g;
+ANALYZE mask_bench`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return err
+	}
+	conn.Close(ctx)
 
 	dir, _ := os.MkdirTemp("", "warden-bench-")
 	os.Chmod(dir, 0o755)
@@ -94,15 +143,18 @@ func run() (err error) {
 	iln, _ := net.Listen("tcp", "127.0.0.1:0")
 	issuer := "http://" + iln.Addr().String()
 	go http.Serve(iln, dev.Handler(issuer))
-	token, err := dev.Mint(issuer, "warden", "bench-agent", map[string]any{"groups": []string{"bench"}}, 2*time.Hour)
+	token, err := dev.Mint(issuer, "warden", "bench-agent", map[string]any{"groups": []string{"bench"}}, 4*time.Hour)
 	if err != nil {
 		return err
 	}
 
-	// warden, as its own process, with audit on.
+	// warden, as its own process, with a realistic policy: table rules,
+	// audit on, one masked column.
 	wport, _ := pgtest.FreePort()
 	cfg := fmt.Sprintf(`listen: { postgres: 127.0.0.1:%d }
 store: sqlite://audit.db
+audit: { sync: %s }
+masking: { hash_key: "bench-hash-key-0123456789abcdef" }
 identity:
   oidc: [{ issuer: %s, audience: warden }]
 targets:
@@ -112,14 +164,18 @@ policies:
     when: '"bench" in groups'
     allow:
       - target: bench
-        sql: { select: [public.pgbench_accounts, public.pgbench_branches, public.pgbench_tellers] }
-`, wport, issuer, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, pgtest.AppPassword)
+        sql: { select: [public.pgbench_accounts, public.pgbench_branches, public.pgbench_tellers, public.mask_bench] }
+    deny:
+      - target: bench
+        sql: { select: [public.pgbench_history] }
+%s`, wport, *syncMode, issuer, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, pgtest.AppPassword, maskRule())
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 	wargs := []string{"serve", "--config", cfgPath, "--log-level", "warn"}
-	if *profile != "" {
-		abs, _ := filepath.Abs(*profile)
-		wargs = append(wargs, "--cpuprofile", abs)
+	if *profDir != "" {
+		abs, _ := filepath.Abs(*profDir)
+		os.MkdirAll(abs, 0o755)
+		wargs = append(wargs, "--cpuprofile", filepath.Join(abs, "cpu.pprof"), "--memprofile", filepath.Join(abs, "allocs.pprof"))
 	}
 	w := exec.Command(*wardenBin, wargs...)
 	w.Stdout, w.Stderr = os.Stderr, os.Stderr
@@ -127,7 +183,7 @@ policies:
 		return err
 	}
 	defer func() {
-		// SIGTERM, so warden shuts down cleanly and writes its profile.
+		// SIGTERM, so warden shuts down cleanly and writes its profiles.
 		w.Process.Signal(syscall.SIGTERM)
 		w.Wait()
 	}()
@@ -145,7 +201,7 @@ listen_port = %d
 auth_type = plain
 auth_file = %s/userlist.txt
 pool_mode = session
-max_client_conn = 200
+max_client_conn = 2000
 default_pool_size = 50
 unix_socket_dir =
 logfile = %s/pgbouncer.log
@@ -165,44 +221,94 @@ log_disconnections = 0
 		}
 	}
 
-	type path struct {
-		name string
-		args []string
-		env  []string
-	}
-	paths := []path{
-		{"direct", []string{"-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port), "-U", pgtest.AppUser, pgtest.AppDatabase}, []string{"PGPASSWORD=" + pgtest.AppPassword}},
-	}
+	direct := path{"direct", "127.0.0.1", pg.Port, pgtest.AppUser, pgtest.AppDatabase, pgtest.AppPassword}
+	bouncer := path{"pgbouncer", "127.0.0.1", bport, pgtest.AppUser, "bench", pgtest.AppPassword}
+	warden := path{"warden", "127.0.0.1", wport, "bench-agent", "bench", token}
+	paths := []path{direct}
 	if havePgb {
-		paths = append(paths, path{"pgbouncer", []string{"-h", "127.0.0.1", "-p", strconv.Itoa(bport), "-U", pgtest.AppUser, "bench"}, []string{"PGPASSWORD=" + pgtest.AppPassword}})
+		paths = append(paths, bouncer)
 	}
-	paths = append(paths, path{"warden", []string{"-h", "127.0.0.1", "-p", strconv.Itoa(wport), "-U", "bench-agent", "bench"}, []string{"PGPASSWORD=" + token}})
+	paths = append(paths, warden)
 
-	modes := []string{"simple", "extended", "prepared"}
+	auditDB := filepath.Join(dir, "audit.db")
+	eventsBefore := auditCount(auditDB)
+	var wardenSeconds float64
+
+	modes := strings.Split(*onlyModes, ",")
 	tps := map[string][]float64{}
-	lat := map[string][]float64{}
+	lat := map[string][][]float64{} // per path: p50, p99 per round
 	for r := 0; r < *rounds; r++ {
 		for _, m := range modes {
 			for _, p := range paths {
-				args := append([]string{"-n", "-S", "-M", m, "-c", strconv.Itoa(*clients), "-j", "2", "-T", strconv.Itoa(*seconds)}, p.args...)
-				o := runEnv(p.env, "pgbench", args...)
+				args := append([]string{"-n", "-S", "-M", m, "-c", strconv.Itoa(*clients), "-j", "2", "-T", strconv.Itoa(*seconds)}, p.args()...)
+				o := runEnv([]string{"PGPASSWORD=" + p.pw}, "pgbench", args...)
 				t := parse(o, `tps = ([0-9.]+) \(without initial`)
 				tps[m+"/"+p.name] = append(tps[m+"/"+p.name], t)
+				if p.name == "warden" {
+					wardenSeconds += float64(*seconds)
+				}
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-9s %10.0f tps\n", r+1, m, p.name, t)
 			}
 		}
-		// Latency at one client (average, from pgbench), per path.
+		// Latency at one client, per statement, from pgbench's log.
 		for _, p := range paths {
-			args := append([]string{"-n", "-S", "-M", "prepared", "-c", "1", "-T", strconv.Itoa(max(*seconds/2, 2))}, p.args...)
-			o := runEnv(p.env, "pgbench", args...)
-			lat[p.name] = append(lat[p.name], parse(o, `latency average = ([0-9.]+) ms`))
+			p50, p99 := latency(dir, p, max(*seconds/2, 3))
+			lat[p.name] = append(lat[p.name], []float64{p50, p99})
+			if p.name == "warden" {
+				wardenSeconds += float64(max(*seconds/2, 3))
+			}
+			fmt.Fprintf(os.Stderr, "round %d latency  %-9s p50 %.0f µs p99 %.0f µs\n", r+1, p.name, p50, p99)
+		}
+	}
+	events := auditCount(auditDB) - eventsBefore
+
+	// Masking: a masked-column query beside an unmasked one, through warden.
+	maskTPS := map[string][]float64{}
+	for r := 0; r < *rounds; r++ {
+		for _, q := range []struct{ name, sql string }{
+			{"unmasked", "SELECT name FROM mask_bench WHERE id = :id;"},
+			{"masked", "SELECT email FROM mask_bench WHERE id = :id;"},
+		} {
+			script := filepath.Join(dir, q.name+".sql")
+			os.WriteFile(script, []byte("\\set id random(1, 10000)\n"+q.sql+"\n"), 0o644)
+			args := append([]string{"-n", "-f", script, "-M", "prepared", "-c", strconv.Itoa(*clients), "-j", "2", "-T", strconv.Itoa(*seconds)}, warden.args()...)
+			o := runEnv([]string{"PGPASSWORD=" + warden.pw}, "pgbench", args...)
+			maskTPS[q.name] = append(maskTPS[q.name], parse(o, `tps = ([0-9.]+) \(without initial`))
 		}
 	}
 
+	// Connection set-up.
+	setup := map[string]time.Duration{}
+	for _, p := range paths {
+		setup[p.name] = connectTime(p, *connects)
+	}
+
+	// Memory per idle connection, warden's resident set.
+	rssBefore := rss(w.Process.Pid)
+	conns := make([]*pgx.Conn, 0, *idle)
+	for i := 0; i < *idle; i++ {
+		c, err := pgx.Connect(ctx, warden.url())
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "idle connection %d: %v\n", i, err)
+			break
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(time.Second)
+	rssAfter := rss(w.Process.Pid)
+	for _, c := range conns {
+		c.Close(ctx)
+	}
+	perConn := 0.0
+	if len(conns) > 0 {
+		perConn = float64(rssAfter-rssBefore) / float64(len(conns))
+	}
+
+	// The report.
 	var b strings.Builder
 	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "pgbench -S, %d clients, %d s per run, %d rounds interleaved, scale %d; medians. Host %s, %d CPUs, %s.\n\n",
-		*clients, *seconds, *rounds, *scale, host, cpus(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, %s. pgbench -S, %d clients, %d s per run, %d rounds interleaved, scale %d; medians. warden audit.sync=%s, audit on, one masked column in the policy.\n\n",
+		host, cpus(), time.Now().UTC().Format("2006-01-02"), *clients, *seconds, *rounds, *scale, *syncMode)
 	fmt.Fprintf(&b, "| mode | direct TPS | pgbouncer TPS | warden TPS | warden/direct | warden/pgbouncer |\n|---|---|---|---|---|---|\n")
 	for _, m := range modes {
 		d, pb, wd := median(tps[m+"/direct"]), median(tps[m+"/pgbouncer"]), median(tps[m+"/warden"])
@@ -212,17 +318,102 @@ log_disconnections = 0
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %.0f | %.2f | %s |\n", m, d, pbs, wd, wd/d, rpb)
 	}
-	fmt.Fprintf(&b, "\nLatency at 1 client (prepared, average): direct %.3f ms, warden %.3f ms, added %.0f µs",
-		median(lat["direct"]), median(lat["warden"]), 1000*(median(lat["warden"])-median(lat["direct"])))
-	if havePgb {
-		fmt.Fprintf(&b, ", pgbouncer %.3f ms", median(lat["pgbouncer"]))
+	fmt.Fprintf(&b, "\n| latency at 1 client (prepared) | p50 | p99 | added p50 over direct | added p99 over direct |\n|---|---|---|---|---|\n")
+	dp50, dp99 := medianOf(lat["direct"], 0), medianOf(lat["direct"], 1)
+	for _, p := range paths {
+		p50, p99 := medianOf(lat[p.name], 0), medianOf(lat[p.name], 1)
+		fmt.Fprintf(&b, "| %s | %.0f µs | %.0f µs | %+.0f µs | %+.0f µs |\n", p.name, p50, p99, p50-dp50, p99-dp99)
 	}
-	b.WriteString(".\n")
+	um, mm := median(maskTPS["unmasked"]), median(maskTPS["masked"])
+	fmt.Fprintf(&b, "\nMasking (through warden, prepared, %d clients): unmasked column %.0f TPS, masked column %.0f TPS (%.2f×).\n", *clients, um, mm, mm/um)
+	fmt.Fprintf(&b, "\nConnection set-up (sequential, mean of %d): ", *connects)
+	for i, p := range paths {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %.2f ms", p.name, float64(setup[p.name].Microseconds())/1000)
+	}
+	fmt.Fprintf(&b, ".\n\nMemory: %d idle connections through warden add %.1f KiB of warden RSS each (%d → %d KiB).\n", len(conns), perConn, rssBefore, rssAfter)
+	if wardenSeconds > 0 {
+		fmt.Fprintf(&b, "\nAudit: %d events written durably during %.0f s of warden load (%.0f events/s sustained, in the same run).\n", events, wardenSeconds, float64(events)/wardenSeconds)
+	}
 	fmt.Print(b.String())
 	if *out != "" {
 		return os.WriteFile(*out, []byte(b.String()), 0o644)
 	}
 	return nil
+}
+
+// latency runs one client for secs seconds with pgbench's per-transaction
+// log and returns p50 and p99 in microseconds.
+func latency(dir string, p path, secs int) (float64, float64) {
+	prefix := filepath.Join(dir, "lat-"+p.name)
+	args := append([]string{"-n", "-S", "-M", "prepared", "-c", "1", "-T", strconv.Itoa(secs), "-l", "--log-prefix", prefix}, p.args()...)
+	cmd := exec.Command("pgbench", args...)
+	cmd.Env = append(os.Environ(), "PGSSLMODE=disable", "PGPASSWORD="+p.pw)
+	cmd.Dir = dir
+	if o, err := cmd.CombinedOutput(); err != nil {
+		fatalf("bench: pgbench latency %s: %v\n%s", p.name, err, o)
+	}
+	files, _ := filepath.Glob(prefix + ".*")
+	var us []float64
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			// client_id transaction_no time script_no time_epoch time_us
+			fs := strings.Fields(sc.Text())
+			if len(fs) >= 3 {
+				if v, err := strconv.ParseFloat(fs[2], 64); err == nil {
+					us = append(us, v)
+				}
+			}
+		}
+		fh.Close()
+		os.Remove(f)
+	}
+	if len(us) == 0 {
+		fatalf("bench: no latency log for %s", p.name)
+	}
+	sort.Float64s(us)
+	return us[len(us)/2], us[len(us)*99/100]
+}
+
+func connectTime(p path, n int) time.Duration {
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		c, err := pgx.Connect(ctx, p.url())
+		if err != nil {
+			fatalf("bench: connect %s: %v", p.name, err)
+		}
+		c.Close(ctx)
+	}
+	return time.Since(start) / time.Duration(n)
+}
+
+func rss(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return v
+}
+
+func auditCount(path string) int64 {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0
+	}
+	defer db.Close()
+	var n int64
+	db.QueryRow("SELECT count(*) FROM audit_events").Scan(&n)
+	return n
 }
 
 func cpus() int {
@@ -237,6 +428,14 @@ func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
+}
+
+func medianOf(v [][]float64, i int) float64 {
+	col := make([]float64, 0, len(v))
+	for _, x := range v {
+		col = append(col, x[i])
+	}
+	return median(col)
 }
 
 func parse(out, re string) float64 {
@@ -268,4 +467,15 @@ func waitPort(port int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	fatalf("bench: port %d never opened", port)
+}
+
+func maskRule() string {
+	if *noMask {
+		return ""
+	}
+	return `    mask:
+      - target: bench
+        columns: [public.mask_bench.email]
+        style: redact
+`
 }

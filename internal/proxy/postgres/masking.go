@@ -140,6 +140,9 @@ func (e *maskEngine) leaks(ctx context.Context, st *sqlfacts.Statement) (policy.
 		}
 	}
 	for _, ref := range st.Columns {
+		if ref.Clause != sqlfacts.ClauseOutput {
+			continue // only output references can reach a result column
+		}
 		schema, table, ok := strings.Cut(ref.Table, ".")
 		if !ok {
 			return strongest, true
