@@ -119,6 +119,9 @@ type SQLite struct {
 	stopPruner context.CancelFunc // ends a prune in progress at Close
 	prunerDone chan struct{}      // closed by the pruner when it exits; nil without Retention
 
+	cdb              *sql.DB       // the checkpointer's connection
+	checkpointerDone chan struct{} // closed by runCheckpointer when it exits
+
 	commits, events, failures atomic.Int64
 
 	healthMu sync.Mutex
@@ -181,6 +184,11 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous("+s.syncMode()+")",
 		"_pragma=foreign_keys(1)",
+		// The writer never checkpoints: copying WAL pages into the
+		// database file (and fsyncing it) inside a commit stalls every
+		// statement waiting on that commit. runCheckpointer does it on a
+		// connection of its own (https://sqlite.org/wal.html#ckpt).
+		"_pragma=wal_autocheckpoint(0)",
 	))
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
@@ -208,7 +216,15 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 		return nil, fmt.Errorf("store: open sqlite: read pool: %w", err)
 	}
 
+	s.cdb, err = sql.Open("sqlite", s.dsn("_pragma=synchronous("+s.syncMode()+")"))
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: checkpointer: %w", err)
+	}
+	s.cdb.SetMaxOpenConns(1)
+	s.checkpointerDone = make(chan struct{})
+
 	go s.runWriter()
+	go s.runCheckpointer()
 	if opts.Retention > 0 {
 		var pctx context.Context
 		pctx, s.stopPruner = context.WithCancel(context.Background())
@@ -326,6 +342,9 @@ func (s *SQLite) Close() error {
 			<-s.prunerDone
 		}
 		<-s.writerDone
+		if s.checkpointerDone != nil {
+			<-s.checkpointerDone
+		}
 		s.closeErr = s.closeDBs()
 	})
 	return s.closeErr
@@ -333,7 +352,7 @@ func (s *SQLite) Close() error {
 
 func (s *SQLite) closeDBs() error {
 	var errs []error
-	for _, db := range []*sql.DB{s.wdb, s.rdb} {
+	for _, db := range []*sql.DB{s.wdb, s.rdb, s.cdb} {
 		if db != nil {
 			if err := db.Close(); err != nil {
 				errs = append(errs, err)
@@ -355,4 +374,29 @@ func (s *SQLite) syncMode() string {
 		return "NORMAL"
 	}
 	return "FULL"
+}
+
+// checkpointInterval is how often runCheckpointer copies the WAL into the
+// database file.
+const checkpointInterval = 200 * time.Millisecond
+
+// runCheckpointer checkpoints the WAL in the background, PASSIVE (it
+// never waits for or blocks the writer), until Close. With the writer's
+// autocheckpoint off, the WAL would otherwise grow without bound. A
+// final TRUNCATE checkpoint at Close leaves a compact file behind.
+func (s *SQLite) runCheckpointer() {
+	defer close(s.checkpointerDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if _, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+				s.log.Warn("audit store: checkpoint failed", "err", err)
+			}
+		case <-s.writerDone:
+			s.cdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+			return
+		}
+	}
 }
