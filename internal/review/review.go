@@ -76,7 +76,7 @@ type Review struct {
 	DeniedBy     string     `json:"denied_by,omitempty"`
 	DenyComment  string     `json:"deny_comment,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
-	ExpiresAt    time.Time  `json:"expires_at"`              // a pending review must be decided by then
+	ExpiresAt    time.Time  `json:"expires_at"`             // a pending review must be decided by then
 	DecidedAt    time.Time  `json:"decided_at,omitzero"`    // approved or denied
 	GrantExpires time.Time  `json:"grant_expires,omitzero"` // an approved review must be claimed by then
 	ExecutedAt   time.Time  `json:"executed_at,omitzero"`

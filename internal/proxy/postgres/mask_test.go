@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -234,5 +235,37 @@ func TestMaskingCursorsAndPrepared(t *testing.T) {
 	}
 	if !found {
 		t.Error("no result record says what was masked")
+	}
+}
+
+// psql, unchanged: text results through a masked session.
+func TestMaskingPsql(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Skip("psql not installed (make deps installs it)")
+	}
+	e := maskEnv(t)
+	tok := e.token("analyst-1", "analysts")
+	for _, q := range []string{
+		"SELECT * FROM people",
+		"SELECT row_to_json(p) FROM people p",
+		"SELECT upper(email), lower(ssn) FROM people",
+		"SELECT body FROM notes",
+		"WITH x AS (SELECT * FROM people) SELECT x.* FROM x",
+	} {
+		cmd := exec.Command(psql, "-X", "-A", "-t", "-h", "127.0.0.1", "-p", itoa(e.port()), "-U", "analyst-1", "-d", "app", "-c", q)
+		cmd.Env = append(cmd.Environ(), "PGPASSWORD="+tok, "PGSSLMODE=disable")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("psql %s: %v\n%s", q, err, out)
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(out), s) {
+				t.Errorf("psql %s: clear value %q:\n%s", q, s, out)
+			}
+		}
+		if q == "SELECT * FROM people" && (!strings.Contains(string(out), "Zed") || !strings.Contains(string(out), "[REDACTED]")) {
+			t.Errorf("psql %s: want clear names and redacted emails:\n%s", q, out)
+		}
 	}
 }

@@ -130,11 +130,11 @@ type portal struct {
 type inflight struct {
 	st       *sqlfacts.Statement // what runs, for masking computed columns
 	seq      int64               // 0: not recorded (e.g. an Execute of an unknown portal)
-	reviewID string // the approval it runs under, if any
-	text    string
-	kind    string
-	start   time.Time
-	lastRFQ uint64 // the ReadyForQuery that ends its batch
+	reviewID string              // the approval it runs under, if any
+	text     string
+	kind     string
+	start    time.Time
+	lastRFQ  uint64 // the ReadyForQuery that ends its batch
 }
 
 // describeExpect is a Describe awaiting its RowDescription or NoData.
