@@ -416,8 +416,19 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 
 // suggest offers the closest known key for a misspelt one.
 func suggest(key string, fields map[string]reflect.StructField) string {
-	best, bestDist := "", 3
+	known := make([]string, 0, len(fields))
 	for k := range fields {
+		known = append(known, k)
+	}
+	return Suggest(key, known)
+}
+
+// Suggest returns ` (did you mean "k"?)` for the known key closest to a
+// misspelt one (edit distance under 3), or "". Other strict YAML readers
+// (policy tests) use it so their errors read like warden.yaml's.
+func Suggest(key string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
 		if dist := editDistance(strings.ToLower(key), k); dist < bestDist || (dist == bestDist && best != "" && k < best) {
 			best, bestDist = k, dist
 		}
