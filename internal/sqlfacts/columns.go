@@ -1275,36 +1275,7 @@ func (w *colWalker) expr(m proto.Message, c colCtx) {
 // exprFields visits every populated message field of m except those
 // named in skip, like analyzer.walkFields.
 func (w *colWalker) exprFields(m protoreflect.Message, c colCtx, skip ...protoreflect.Name) {
-	if m == nil || !m.IsValid() {
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
-			return true
-		}
-		for _, s := range skip {
-			if fd.Name() == s {
-				return true
-			}
-		}
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				w.expr(l.Get(i).Message().Interface(), c)
-			}
-		case fd.IsMap():
-			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				if fd.MapValue().Kind() == protoreflect.MessageKind {
-					w.expr(mv.Message().Interface(), c)
-				}
-				return true
-			})
-		default:
-			w.expr(v.Message().Interface(), c)
-		}
-		return true
-	})
+	eachChild(m, skip, func(child proto.Message) { w.expr(child, c) })
 }
 
 func (w *colWalker) walkNodes(nodes []*pg_query.Node, c colCtx) {

@@ -88,6 +88,14 @@ func (a *analyzer) walk(m proto.Message, c ctx) {
 // walkFields visits every populated message field of m except those
 // named in skip (protobuf field names, e.g. "from_clause").
 func (a *analyzer) walkFields(m protoreflect.Message, c ctx, skip ...protoreflect.Name) {
+	eachChild(m, skip, func(child proto.Message) { a.walk(child, c) })
+}
+
+// eachChild calls visit for every message held by a populated message
+// field of m (list elements and map values included) except the fields
+// named in skip. Both the access walk and the column walk go through it,
+// so no node type is forgotten by either.
+func eachChild(m protoreflect.Message, skip []protoreflect.Name, visit func(proto.Message)) {
 	if m == nil || !m.IsValid() {
 		return
 	}
@@ -104,18 +112,18 @@ func (a *analyzer) walkFields(m protoreflect.Message, c ctx, skip ...protoreflec
 		case fd.IsList():
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
-				a.walk(l.Get(i).Message().Interface(), c)
+				visit(l.Get(i).Message().Interface())
 			}
 		case fd.IsMap():
 			// The pg_query protobuf has no maps; visit values anyway.
 			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
 				if fd.MapValue().Kind() == protoreflect.MessageKind {
-					a.walk(mv.Message().Interface(), c)
+					visit(mv.Message().Interface())
 				}
 				return true
 			})
 		default:
-			a.walk(v.Message().Interface(), c)
+			visit(v.Message().Interface())
 		}
 		return true
 	})
