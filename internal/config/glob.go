@@ -178,3 +178,43 @@ func parseGlobPart(s string) (string, int, error) {
 }
 
 func isGlobEscapable(c byte) bool { return c == '*' || c == '?' || c == '\\' }
+
+// KubeVerbs are the verbs a kubernetes rule may name: the API server's,
+// "*", and exec, attach and port-forward, which stand for the pods/exec,
+// pods/attach and pods/portforward subresources.
+var KubeVerbs = []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "proxy",
+	"exec", "attach", "port-forward", "*"}
+
+// CheckPathGlob checks an http rule's path glob: it starts with '/', and
+// "**" stands alone as a segment. '*' matches within one segment.
+func CheckPathGlob(s string) error {
+	if !strings.HasPrefix(s, "/") {
+		return errors.New("must start with /")
+	}
+	for _, seg := range strings.Split(s[1:], "/") {
+		if strings.Contains(seg, "**") && seg != "**" {
+			return errors.New(`"**" must be a whole segment ("/v1/**", not "/v1/a**")`)
+		}
+		if seg == "." || seg == ".." {
+			return errors.New("dot segments never match (warden refuses such request paths)")
+		}
+	}
+	return nil
+}
+
+// CheckFieldGlob checks a mask rule's JSON field path: dot-separated
+// keys, '*' for one key, "**" for any run of keys.
+func CheckFieldGlob(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	for _, seg := range strings.Split(s, ".") {
+		if seg == "" {
+			return errors.New("empty key (two dots, or a leading or trailing dot)")
+		}
+		if strings.Contains(seg, "**") && seg != "**" {
+			return errors.New(`"**" must be a whole key`)
+		}
+	}
+	return nil
+}

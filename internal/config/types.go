@@ -37,6 +37,7 @@ type Config struct {
 	Audit    Audit    `yaml:"audit,omitempty"`
 	Reviews  Reviews  `yaml:"reviews,omitempty"` // holding statements for approval (issue 4)
 	Masking  Masking  `yaml:"masking,omitempty"` // hash key and custom detectors for mask rules (issue 5)
+	HTTP     HTTP     `yaml:"http,omitempty"`    // HTTP and Kubernetes targets (issue 7)
 
 	file  string         // Path, or "config" when Path is empty; for messages
 	lines map[string]int // key path → line, recorded by Parse
@@ -45,7 +46,37 @@ type Config struct {
 // Listen holds listener addresses. Empty means "not listening".
 type Listen struct {
 	Postgres string `yaml:"postgres,omitempty"` // e.g. 127.0.0.1:6432
-	HTTP     string `yaml:"http,omitempty"`     // admin API, metrics, health
+	HTTP     string `yaml:"http,omitempty"`     // HTTP and Kubernetes targets, admin API, metrics, health
+}
+
+// HTTP tunes the HTTP listener's proxying of http and kubernetes targets.
+// Zero values mean the defaults.
+type HTTP struct {
+	// Domain lets clients reach a target by Host name as well as by path:
+	// with domain "warden.internal", a request for Host
+	// "billing.warden.internal" goes to target billing, with its path
+	// unchanged. Empty: path routing (/t/<target>/...) only.
+	Domain string `yaml:"domain,omitempty"`
+	// MaxRequestBytes bounds a request body; a longer one gets 413.
+	// Default 10 MiB.
+	MaxRequestBytes int64 `yaml:"max_request_bytes,omitempty"`
+	// MaxMaskBytes bounds a response body that must be inspected in
+	// memory to be masked (JSON masking, Kubernetes Secrets); a longer one
+	// is refused (502), never passed through unmasked. Default 32 MiB.
+	MaxMaskBytes int64 `yaml:"max_mask_bytes,omitempty"`
+	// IdentityHeader is the header warden sets on every request it
+	// forwards to an http target: a short-lived JWT, signed by warden,
+	// asserting who called (sub, iss, groups, target, method, path).
+	// Client-supplied values are always removed. Default
+	// "X-Warden-Identity".
+	IdentityHeader string `yaml:"identity_header,omitempty"`
+	// AssertionTTL is the lifetime of that JWT. Default 60s.
+	AssertionTTL time.Duration `yaml:"assertion_ttl,omitempty"`
+	// AssertionKeyFile is a PEM private key (EC P-256, RSA or Ed25519)
+	// warden signs identity assertions with; its public key is served at
+	// /.well-known/warden/jwks.json. Empty: a key generated at start
+	// (backends must then fetch the JWKS after every restart).
+	AssertionKeyFile string `yaml:"assertion_key_file,omitempty"`
 }
 
 // TLS is the server certificate for the listeners.
@@ -75,7 +106,7 @@ type OIDCIssuer struct {
 // Target is one upstream system.
 type Target struct {
 	Name string `yaml:"name"` // what clients put in dbname / the URL
-	Type string `yaml:"type"` // "postgres" (http, kubernetes later)
+	Type string `yaml:"type"` // "postgres", "http" or "kubernetes"
 
 	// PostgreSQL
 	Address  string `yaml:"address"`            // host:port
@@ -91,6 +122,38 @@ type Target struct {
 	// without listing tables in review rules. Approvers are the admins.
 	// Default false.
 	RequireReview bool `yaml:"require_review,omitempty"`
+
+	// HTTP and Kubernetes
+
+	// URL is the upstream base URL: http://127.0.0.1:9000,
+	// https://10.0.0.1:6443. A path in it is prefixed to every request's.
+	URL string `yaml:"url,omitempty"`
+	// Headers are set on every upstream request (replacing any the client
+	// sent): the target's own credential, e.g.
+	// {Authorization: "Bearer ${BILLING_TOKEN}"}. Use ${ENV}.
+	Headers map[string]string `yaml:"headers,omitempty"`
+	// BasicAuth is sent as the Authorization header.
+	BasicAuth *BasicAuth `yaml:"basic_auth,omitempty"`
+	// TokenFile holds a bearer token sent as "Authorization: Bearer"
+	// (re-read when the file changes, as projected service-account tokens
+	// rotate). Relative to the config file.
+	TokenFile string `yaml:"token_file,omitempty"`
+	// CAFile verifies the upstream's certificate (https URLs); default the
+	// system roots. Relative to the config file.
+	CAFile string `yaml:"ca_file,omitempty"`
+	// CertFile and KeyFile are a client certificate for mutual TLS
+	// upstream. Relative to the config file; both or neither.
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
+	// Timeout bounds the wait for the upstream's response headers (not a
+	// streamed body: watches and logs may run for hours). Default 30s.
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+}
+
+// BasicAuth is an upstream username and password.
+type BasicAuth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"` // use ${ENV}
 }
 
 // Policy grants rules to identities matching When. Rules are named by
@@ -122,6 +185,12 @@ type Policy struct {
 type Rule struct {
 	Target string   `yaml:"target"` // name of a configured target; required
 	SQL    *SQLRule `yaml:"sql,omitempty"`
+	// HTTP lists request patterns of an http target; a request matches
+	// the rule if it matches any of them.
+	HTTP []HTTPRule `yaml:"http,omitempty"`
+	// Kubernetes lists API request patterns of a kubernetes target; a
+	// request matches the rule if it matches any of them.
+	Kubernetes []KubeRule `yaml:"kubernetes,omitempty"`
 
 	// Review rules only.
 
@@ -131,6 +200,51 @@ type Rule struct {
 	Approvers string `yaml:"approvers,omitempty"`
 	// MinApprovals is how many distinct approvers must approve. Default 1.
 	MinApprovals int `yaml:"min_approvals,omitempty"`
+}
+
+// HTTPRule matches HTTP requests. Empty lists match anything.
+type HTTPRule struct {
+	// Methods are HTTP methods (GET, POST, ...; "*" any). A WebSocket
+	// upgrade is a GET.
+	Methods []string `yaml:"methods,omitempty"`
+	// Paths are path globs over the request's decoded path (below the
+	// /t/<target> prefix): '*' matches within one segment, "**" as a
+	// whole segment any number of segments (zero included), so
+	// "/v1/invoices/**" matches /v1/invoices and everything under it.
+	Paths []string `yaml:"paths,omitempty"`
+	// When is a CEL condition over the request: `method` (string), `path`
+	// (string), `query` (map of name to list of values), `headers` (map of
+	// lower-case name to the values joined by ", "), and the principal's
+	// `claims`, `sub`, `iss`, `groups`. Default true.
+	When string `yaml:"when,omitempty"`
+}
+
+// KubeRule matches Kubernetes API requests, as the API server sees them
+// (verb, API group, resource, subresource, namespace, name).
+type KubeRule struct {
+	// Namespaces are namespace globs. Empty: any namespace, all
+	// namespaces at once, and cluster-scoped resources. Listed: only
+	// requests inside one of them ("*" any single namespace; never
+	// cluster-scoped or all-namespaces requests).
+	Namespaces []string `yaml:"namespaces,omitempty"`
+	// APIGroups are API groups ("" the core group, "apps", "*"). Empty:
+	// any group.
+	APIGroups []string `yaml:"api_groups,omitempty"`
+	// Resources are resource names as in RBAC: "pods", "pods/log",
+	// "deployments", "*" (every resource, no subresource), "pods/*"
+	// (every subresource of pods), "*/*" everything. Required.
+	Resources []string `yaml:"resources"`
+	// Verbs are get, list, watch, create, update, patch, delete,
+	// deletecollection, proxy, or "*"; and exec, attach, port-forward,
+	// which match the pods/exec, pods/attach and pods/portforward
+	// subresources whatever their HTTP verb. Required.
+	Verbs []string `yaml:"verbs"`
+	// Names are object name globs. Empty: any name, and collections.
+	Names []string `yaml:"names,omitempty"`
+	// RevealSecretData, on an allow rule, lets the Secrets this rule
+	// allows reading keep their data and stringData values in responses.
+	// Default false: Secret values are masked for everyone.
+	RevealSecretData bool `yaml:"reveal_secret_data,omitempty"`
 }
 
 // SQLRule maps statement actions to object globs ("public.orders",
@@ -179,11 +293,22 @@ type MaskRule struct {
 	// "public.customers.email", "customers.email" (any schema), "*.ssn",
 	// "public.*.card_number". See ParseColumnGlob for the syntax.
 	Columns []string `yaml:"columns,omitempty"`
+	// Fields lists, for an http target, JSON response fields whose values
+	// are masked, as dotted key paths: "customer.email", "items.*.ssn",
+	// "**.card_number". Arrays are transparent ("invoices.total" matches
+	// the total of every element of invoices); '*' matches one key, "**"
+	// any run of keys.
+	Fields []string `yaml:"fields,omitempty"`
+	// NonJSON says what happens, on an http target, to a response body
+	// this rule should mask that is not JSON: "refuse" (default: 502,
+	// nothing passes unmasked) or "pass" (sent unchanged).
+	NonJSON string `yaml:"non_json,omitempty"`
 	// Detectors names content recognisers (the built-in email, phone,
 	// credit_card, us_ssn, iban, ip, jwt, api_key, private_key, or one
 	// defined under masking.detectors) applied to the text values of
-	// every column that Columns does not already mask. A rule needs
-	// columns, detectors or both.
+	// every column that Columns does not already mask (on an http target:
+	// to every JSON string value that Fields does not mask). A rule needs
+	// columns or fields, detectors, or both.
 	Detectors []string `yaml:"detectors,omitempty"`
 	// Style is one of redact, partial, hash, null. Default redact. hash
 	// needs masking.hash_key.

@@ -36,6 +36,13 @@ const (
 	DefaultMaskKeep         = mask.DefaultKeep        // characters style partial keeps
 	DefaultMaskReplacement  = mask.DefaultReplacement // what style redact writes
 	MinHashKeyBytes         = mask.MinHashKeyLen      // shortest masking.hash_key
+	DefaultHTTPTimeout      = 30 * time.Second
+	DefaultMaxRequestBytes  = 10 << 20
+	DefaultMaxMaskBytes     = 32 << 20
+	DefaultIdentityHeader   = "X-Warden-Identity"
+	DefaultAssertionTTL     = 60 * time.Second
+	NonJSONRefuse           = "refuse"
+	NonJSONPass             = "pass"
 
 	// maxMessageBytesCap is PostgreSQL's own cap on a protocol message
 	// (PQ_LARGE_MESSAGE_LIMIT, src/include/libpq/libpq.h).
@@ -82,6 +89,9 @@ func (c *Config) setDefaults() {
 	}
 	for i := range c.Targets {
 		t := &c.Targets[i]
+		if (t.Type == "http" || t.Type == "kubernetes") && t.Timeout == 0 {
+			t.Timeout = DefaultHTTPTimeout
+		}
 		if t.Type == "postgres" {
 			if t.SSLMode == "" {
 				t.SSLMode = DefaultSSLMode
@@ -115,6 +125,18 @@ func (c *Config) setDefaults() {
 		}
 	}
 	c.Reviews.setDefaults(c.Listen.HTTP)
+	if c.HTTP.MaxRequestBytes == 0 {
+		c.HTTP.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.HTTP.MaxMaskBytes == 0 {
+		c.HTTP.MaxMaskBytes = DefaultMaxMaskBytes
+	}
+	if c.HTTP.IdentityHeader == "" {
+		c.HTTP.IdentityHeader = DefaultIdentityHeader
+	}
+	if c.HTTP.AssertionTTL == 0 {
+		c.HTTP.AssertionTTL = DefaultAssertionTTL
+	}
 }
 
 // setDefaults fills in the style and what it needs. An unknown style is
@@ -122,6 +144,9 @@ func (c *Config) setDefaults() {
 func (r *MaskRule) setDefaults() {
 	if r.Style == "" {
 		r.Style = DefaultMaskStyle
+	}
+	if r.NonJSON == "" && len(r.Fields) > 0 {
+		r.NonJSON = NonJSONRefuse
 	}
 	switch r.Style {
 	case StylePartial:
@@ -200,6 +225,7 @@ func (c *Config) validate() []error {
 	v.limits()
 	v.reviews()
 	v.masking()
+	v.http()
 	return v.errs
 }
 
@@ -356,15 +382,111 @@ func (v *validator) targets() map[string]string {
 		switch t.Type {
 		case "postgres":
 			v.postgresTarget(p, t)
-		case "":
-			v.errorf(p+".type", "required (postgres)")
 		case "http", "kubernetes":
-			v.errorf(p+".type", "%q targets are not supported yet (only postgres)", t.Type)
+			v.httpTarget(p, t)
+		case "":
+			v.errorf(p+".type", "required (postgres, http or kubernetes)")
 		default:
-			v.errorf(p+".type", "unknown type %q (want postgres)", t.Type)
+			v.errorf(p+".type", "unknown type %q (want postgres, http or kubernetes)", t.Type)
 		}
 	}
 	return names
+}
+
+// httpTarget checks an http or kubernetes target. Keys of the other type
+// are refused rather than ignored: a misplaced key would look like it did
+// something.
+func (v *validator) httpTarget(p string, t Target) {
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"address", t.Address != ""}, {"database", t.Database != ""}, {"user", t.User != ""},
+		{"password", t.Password != ""}, {"sslmode", t.SSLMode != ""}, {"schema", t.Schema != ""},
+		{"require_review", t.RequireReview}} {
+		if k.set {
+			v.errorf(p+"."+k.key, "only postgres targets have %s", k.key)
+		}
+	}
+	if t.URL == "" {
+		v.errorf(p+".url", "required")
+	} else if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.errorf(p+".url", "%q must be an http:// or https:// URL with a host", t.URL)
+	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		v.errorf(p+".url", "%q must not carry a query, fragment or user info", t.URL)
+	}
+	auth := 0
+	for name := range t.Headers {
+		if !validHeaderName(name) {
+			v.errorf(p+".headers."+name, "%q is not a valid header name", name)
+		}
+		if strings.EqualFold(name, "Authorization") {
+			auth++
+		}
+	}
+	if t.BasicAuth != nil {
+		auth++
+		if t.BasicAuth.Username == "" {
+			v.errorf(p+".basic_auth.username", "required")
+		}
+	}
+	if t.TokenFile != "" {
+		auth++
+	}
+	if auth > 1 {
+		v.errorf(p, "give the upstream credential once: headers.Authorization, basic_auth and token_file each set the Authorization header")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.errorf(p+".cert_file", "cert_file and key_file go together")
+	}
+	if t.Timeout < 0 {
+		v.errorf(p+".timeout", "must be positive")
+	}
+}
+
+// article prefixes a target type with its indefinite article.
+func article(typ string) string {
+	if typ == "http" {
+		return "an http"
+	}
+	return "a " + typ
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) http() {
+	h := v.c.HTTP
+	if h.Domain != "" {
+		for _, label := range strings.Split(h.Domain, ".") {
+			if !targetNameRe.MatchString(label) {
+				v.errorf("http.domain", "%q is not a DNS name (lower-case labels separated by dots)", h.Domain)
+				break
+			}
+		}
+	}
+	if h.MaxRequestBytes < 0 {
+		v.errorf("http.max_request_bytes", "must be positive")
+	}
+	if h.MaxMaskBytes < 0 {
+		v.errorf("http.max_mask_bytes", "must be positive")
+	}
+	if !validHeaderName(h.IdentityHeader) {
+		v.errorf("http.identity_header", "%q is not a valid header name", h.IdentityHeader)
+	}
+	if h.AssertionTTL < 0 || h.AssertionTTL > time.Hour {
+		v.errorf("http.assertion_ttl", "must be between 1s and 1h")
+	}
 }
 
 func (v *validator) postgresTarget(p string, t Target) {
@@ -426,8 +548,66 @@ func (v *validator) rule(p string, r Rule, targets map[string]string, list strin
 		v.errorf(p+".target", "no target named %q", r.Target)
 	}
 	actions := r.SQL.Actions()
-	if list != "allow" && len(actions) == 0 {
-		v.errorf(p, "a %s rule must name something to %s (sql: {delete: [...]})", list, list)
+	typ := targets[r.Target]
+	switch typ {
+	case "postgres":
+		if list != "allow" && len(actions) == 0 {
+			v.errorf(p, "a %s rule must name something to %s (sql: {delete: [...]})", list, list)
+		}
+	case "http":
+		if list != "allow" && len(r.HTTP) == 0 {
+			v.errorf(p, "a %s rule must name something to %s (http: [{methods: [DELETE], paths: [/v1/**]}])", list, list)
+		}
+	case "kubernetes":
+		if list != "allow" && len(r.Kubernetes) == 0 {
+			v.errorf(p, "a %s rule must name something to %s (kubernetes: [{resources: [pods], verbs: [delete]}])", list, list)
+		}
+	}
+	if typ == "postgres" || typ == "http" || typ == "kubernetes" {
+		if r.SQL != nil && typ != "postgres" {
+			v.errorf(p+".sql", "target %q is %s target: sql rules apply to postgres targets", r.Target, article(typ))
+		}
+		if len(r.HTTP) > 0 && typ != "http" {
+			v.errorf(p+".http", "target %q is %s target: http rules apply to http targets", r.Target, article(typ))
+		}
+		if len(r.Kubernetes) > 0 && typ != "kubernetes" {
+			v.errorf(p+".kubernetes", "target %q is %s target: kubernetes rules apply to kubernetes targets", r.Target, article(typ))
+		}
+	}
+	for k, h := range r.HTTP {
+		hp := fmt.Sprintf("%s.http[%d]", p, k)
+		for m, meth := range h.Methods {
+			if meth != "*" && (!validHeaderName(meth) || strings.ToUpper(meth) != meth) {
+				v.errorf(fmt.Sprintf("%s.methods[%d]", hp, m), "%q is not an upper-case HTTP method (GET, POST, ...) or *", meth)
+			}
+		}
+		for m, g := range h.Paths {
+			if err := CheckPathGlob(g); err != nil {
+				v.errorf(fmt.Sprintf("%s.paths[%d]", hp, m), "invalid path glob %q: %v", g, err)
+			}
+		}
+	}
+	for k, kr := range r.Kubernetes {
+		kp := fmt.Sprintf("%s.kubernetes[%d]", p, k)
+		if len(kr.Resources) == 0 {
+			v.errorf(kp+".resources", "required (e.g. [pods], [\"*\"])")
+		}
+		if len(kr.Verbs) == 0 {
+			v.errorf(kp+".verbs", "required (e.g. [get, list, watch])")
+		}
+		for m, verb := range kr.Verbs {
+			if !slices.Contains(KubeVerbs, verb) {
+				v.errorf(fmt.Sprintf("%s.verbs[%d]", kp, m), "unknown verb %q (want one of %s)", verb, strings.Join(KubeVerbs, ", "))
+			}
+		}
+		for m, res := range kr.Resources {
+			if res == "" || strings.Count(res, "/") > 1 || strings.HasPrefix(res, "/") || strings.HasSuffix(res, "/") {
+				v.errorf(fmt.Sprintf("%s.resources[%d]", kp, m), "%q is not a resource (pods, pods/log, *, pods/*)", res)
+			}
+		}
+		if kr.RevealSecretData && list != "allow" {
+			v.errorf(kp+".reveal_secret_data", "only allow rules reveal Secret data")
+		}
 	}
 	if list == "review" {
 		if r.MinApprovals < 1 {
@@ -467,8 +647,36 @@ func (v *validator) maskRule(p string, r MaskRule, targets map[string]string, de
 	} else if _, ok := targets[r.Target]; !ok {
 		v.errorf(p+".target", "no target named %q", r.Target)
 	}
-	if len(r.Columns) == 0 && len(r.Detectors) == 0 {
-		v.errorf(p, "a mask rule must name columns or detectors to mask")
+	switch typ := targets[r.Target]; typ {
+	default:
+		if len(r.Columns) == 0 && len(r.Detectors) == 0 {
+			v.errorf(p, "a mask rule must name columns or detectors to mask")
+		}
+		if len(r.Fields) > 0 && typ == "postgres" {
+			v.errorf(p+".fields", "fields apply to http targets; target %q is a postgres target (use columns)", r.Target)
+		}
+		if r.NonJSON != "" && typ == "postgres" {
+			v.errorf(p+".non_json", "non_json applies to http targets")
+		}
+	case "http":
+		if len(r.Fields) == 0 && len(r.Detectors) == 0 {
+			v.errorf(p, "a mask rule must name fields or detectors to mask")
+		}
+		if len(r.Columns) > 0 {
+			v.errorf(p+".columns", "columns apply to postgres targets; target %q is an http target (use fields)", r.Target)
+		}
+		for k, f := range r.Fields {
+			if err := CheckFieldGlob(f); err != nil {
+				v.errorf(fmt.Sprintf("%s.fields[%d]", p, k), "invalid field path %q: %v", f, err)
+			}
+		}
+		switch r.NonJSON {
+		case "", NonJSONRefuse, NonJSONPass:
+		default:
+			v.errorf(p+".non_json", "%q is not one of refuse, pass", r.NonJSON)
+		}
+	case "kubernetes":
+		v.errorf(p+".target", "target %q is a kubernetes target: Secret values are masked there without mask rules (reveal them with reveal_secret_data)", r.Target)
 	}
 	for k, g := range r.Columns {
 		if _, err := ParseColumnGlob(g); err != nil {
