@@ -59,6 +59,11 @@ type Decision struct {
 	// that decided (DecideFacts); 0 otherwise.
 	Statement int
 
+	// Reveal is, for an allowed Kubernetes request for Secrets, whether an
+	// allow rule with reveal_secret_data covers it: the response's Secret
+	// values are then not masked. False otherwise.
+	Reveal bool
+
 	// Review decisions only (zero otherwise).
 
 	// MinApprovals is how many distinct approvers must approve: the

@@ -49,7 +49,7 @@ import (
 // compilerVersion is folded into Engine.Version: bump it when the meaning
 // of an unchanged configuration changes (matching rules, precedence), so
 // caches keyed by Version are invalidated.
-const compilerVersion = "policy/3" // 2: review rules, require_review; 3: mask rules
+const compilerVersion = "policy/4" // 2: review rules, require_review; 3: mask rules; 4: http and kubernetes rules
 
 // Engine is a compiled configuration. It is immutable and safe for
 // concurrent use; reload by compiling a new one.
@@ -120,6 +120,10 @@ func Compile(cfg *config.Config) (*Engine, error) {
 		return nil, errors.New("policy.Compile: nil config")
 	}
 	env, err := newCELEnv()
+	if err != nil {
+		return nil, fmt.Errorf("policy.Compile: CEL environment: %w", err)
+	}
+	reqEnv, err := newRequestCELEnv()
 	if err != nil {
 		return nil, fmt.Errorf("policy.Compile: CEL environment: %w", err)
 	}
@@ -218,6 +222,9 @@ func Compile(cfg *config.Config) (*Engine, error) {
 				case l.kind == kindReview && tt.reviewConnect == nil:
 					tt.reviewConnect = ref
 				}
+				if rr := e.compileRequestRules(reqEnv, rp, pol.Name, r, ref, l.kind, fail); rr != nil {
+					tt.req[l.kind] = append(tt.req[l.kind], rr)
+				}
 				for _, a := range r.SQL.Actions() {
 					idx := actionIndex(sqlfacts.Action(a.Action))
 					if idx < 0 {
@@ -279,6 +286,7 @@ func version(cfg *config.Config) string {
 		Name, Type, Schema string
 		RequireReview      bool
 	}
+	// Target URLs and credentials change no decision and are left out.
 	in := struct {
 		Compiler  string
 		Admins    string

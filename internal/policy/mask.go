@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/mask"
@@ -68,10 +69,12 @@ func styleRank(s mask.Style) int {
 
 // maskRule is one compiled mask rule.
 type maskRule struct {
-	order     int        // position in the file, for ties
-	cm        ColumnMask // as the rule alone says
-	columns   []colGlob
-	detectors []string // distinct, in the rule's order
+	order       int        // position in the file, for ties
+	cm          ColumnMask // as the rule alone says
+	columns     []colGlob
+	detectors   []string // distinct, in the rule's order
+	fields      [][]pattern
+	passNonJSON bool // http: non_json: pass
 }
 
 // stronger reports whether a masks more than b: the stronger style, then,
@@ -159,9 +162,25 @@ func (e *Engine) compileMaskRule(pol string, j int, p string, r config.MaskRule,
 	}
 
 	mr := &maskRule{order: order, cm: cm}
-	if len(r.Columns) == 0 && len(r.Detectors) == 0 {
-		failf(p, "a mask rule must name columns or detectors to mask")
+	if len(r.Columns) == 0 && len(r.Detectors) == 0 && len(r.Fields) == 0 {
+		failf(p, "a mask rule must name columns, fields or detectors to mask")
 	}
+	for k, f := range r.Fields {
+		if err := config.CheckFieldGlob(f); err != nil {
+			failf(fmt.Sprintf("%s.fields[%d]", p, k), "invalid field path %q: %v", f, err)
+			continue
+		}
+		var segs []pattern
+		for _, seg := range strings.Split(f, ".") {
+			if seg == "**" {
+				segs = append(segs, pattern{wild: true, lit: "**"})
+				continue
+			}
+			segs = append(segs, compilePattern(seg))
+		}
+		mr.fields = append(mr.fields, segs)
+	}
+	mr.passNonJSON = r.NonJSON == config.NonJSONPass
 	for k, s := range r.Columns {
 		g, err := config.ParseColumnGlob(s)
 		if err != nil {
@@ -215,15 +234,24 @@ type MaskSet struct {
 	detectors    []string   // union, in order of first appearance
 	detectorMask ColumnMask // strongest among rules with detectors
 	style        mask.Style // strongest of all rules
+
+	// http targets: JSON field rules, and whether every rule lets a
+	// non-JSON body pass.
+	fieldRules  []*maskRule
+	passNonJSON bool
 }
 
 // newMaskSet compiles the union of rules (in config order) for target.
 func newMaskSet(target string, rules []*maskRule) *MaskSet {
-	m := &MaskSet{target: target}
+	m := &MaskSet{target: target, passNonJSON: true}
 	var all []colGlob
 	var strongest, detecting *maskRule
 	for _, r := range rules {
 		all = append(all, r.columns...)
+		if len(r.fields) > 0 {
+			m.fieldRules = append(m.fieldRules, r)
+		}
+		m.passNonJSON = m.passNonJSON && r.passNonJSON
 		if r.stronger(strongest) {
 			strongest = r
 		}
@@ -380,6 +408,34 @@ func (m *MaskSet) Style() mask.Style {
 	}
 	return m.style
 }
+
+// Field says whether the JSON value at path (object keys from the root,
+// array levels skipped) is masked on an http target, and how: the
+// strongest matching rule.
+func (m *MaskSet) Field(path []string) (ColumnMask, bool) {
+	if m == nil {
+		return ColumnMask{}, false
+	}
+	var best *maskRule
+	for _, r := range m.fieldRules {
+		for _, g := range r.fields {
+			if matchPath(g, path) && r.stronger(best) {
+				best = r
+			}
+		}
+	}
+	if best == nil {
+		return ColumnMask{}, false
+	}
+	return best.cm, true
+}
+
+// HasFields reports whether any rule of the set masks JSON fields.
+func (m *MaskSet) HasFields() bool { return m != nil && len(m.fieldRules) > 0 }
+
+// PassNonJSON reports whether a response body that is not JSON may pass
+// unmasked: only when every mask rule of the set says non_json: pass.
+func (m *MaskSet) PassNonJSON() bool { return m == nil || m.passNonJSON }
 
 // Target is the target the set applies to.
 func (m *MaskSet) Target() string {

@@ -413,7 +413,7 @@ func TestCompileMaskErrors(t *testing.T) {
 		{"unknown target", config.Masking{}, config.MaskRule{Target: "nope", Columns: []string{"t.c"}},
 			`config: policies[0].mask[0].target: policy "p": no target named "nope"`},
 		{"nothing to mask", config.Masking{}, config.MaskRule{Target: "db"},
-			`config: policies[0].mask[0]: policy "p": a mask rule must name columns or detectors to mask`},
+			`config: policies[0].mask[0]: policy "p": a mask rule must name columns, fields or detectors to mask`},
 		{"empty-matching detector", config.Masking{Detectors: []config.CustomDetector{{Name: "emp", Regex: "x*"}}}, config.MaskRule{Target: "db", Detectors: []string{"emp"}},
 			"config: masking.detectors[0].regex: detector \"emp\": can match the empty string\n" +
 				`config: policies[0].mask[0].detectors[0]: policy "p": unknown detector "emp"`},

@@ -112,6 +112,9 @@ type targetTable struct {
 	// none, and in a single policy's table).
 	maskRules []*maskRule
 	masks     *MaskSet
+	// req are the http and kubernetes rules for the target, by kind, in
+	// config order.
+	req [numKinds][]*reqRule
 }
 
 func newTargetTable(name string, ti targetInfo) *targetTable {
@@ -142,6 +145,10 @@ func (t *targetTable) merge(other *targetTable) {
 		t.reviewConnect = other.reviewConnect
 	}
 	t.maskRules = append(t.maskRules, other.maskRules...)
+	for k := range other.req {
+		t.req[k] = append(t.req[k], other.req[k]...)
+		slices.SortStableFunc(t.req[k], func(a, b *reqRule) int { return a.ref.order - b.ref.order })
+	}
 	for a := range other.rules {
 		for k, rs := range other.rules[a] {
 			if rs != nil && !rs.empty() {
