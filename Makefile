@@ -4,7 +4,7 @@ BIN      := bin/warden
 FUZZTIME ?= 10s
 export PATH := $(PATH):$(shell ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)
 
-.PHONY: all build deps test test-go fuzz-short fuzz demo bench hydra vet clean
+.PHONY: all build deps test test-go fuzz-short fuzz demo bench hydra kube-apiserver vet clean
 
 all: build
 
@@ -19,14 +19,23 @@ deps:
 hydra:
 	@scripts/build-hydra.sh >/dev/null
 
+# A real kube-apiserver (Kubernetes v1.37.2) for the Kubernetes tests
+# (internal/kubetest); built once and cached outside the repository (about
+# 5 minutes cold). etcd and kubectl come from `make deps`.
+kube-apiserver:
+	@scripts/build-kube-apiserver.sh >/dev/null
+
 vet:
 	$(GO) vet ./...
 
 # The README's test command: unit, integration and end-to-end tests against
-# real PostgreSQL, real clients (psql, pgbench, pgx) and real OIDC issuers,
+# real PostgreSQL, real clients (psql, pgbench, pgx, kubectl), real OIDC
+# issuers and a real kube-apiserver with etcd,
 # then short bounded fuzz runs of every decoder.
-test: deps hydra vet
-	WARDEN_HYDRA=$$(scripts/build-hydra.sh) $(GO) test -count=1 -timeout 20m ./...
+test: deps hydra kube-apiserver vet
+	WARDEN_HYDRA=$$(scripts/build-hydra.sh) \
+	WARDEN_KUBE_APISERVER=$$(scripts/build-kube-apiserver.sh) \
+	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-short
 
 fuzz-short:
