@@ -13,15 +13,25 @@
 //	      claims: { groups: [analysts] }    # optional: the token's other claims, as its JSON would hold them
 //	    target: prod-db                     # required: a configured target
 //	    sql: SELECT * FROM orders           # the request: exactly one of sql, http, kube
-//	    expect: allow                       # required: allow | deny
+//	    expect: allow                       # required: allow | review | deny
 //	    rule: analyst-agents/allow[0]       # optional: the rule that must decide
 //	    policy: analyst-agents              # optional: the policy that must decide
 //	    reason_contains: "orders"           # optional: a substring of the decision's reason
 //
-// `http: "GET /v1/invoices/7"` and `kube: "delete pods -n staging"` are
-// accepted by the parser but not decided yet: such a case fails with a
-// message saying so, so a file written for a later warden fails loudly
-// instead of passing silently.
+// An http case names an http target and gives the request line, with
+// optional headers (a value or a list of values per name):
+//
+//	http: "POST /v1/search?limit=10"    # METHOD /path?query, below /t/<target>
+//	headers: { Content-Type: application/json }
+//
+// A kube case names a kubernetes target and gives a kubectl command, which
+// ParseKubeCommand turns into the API request kubectl would make:
+//
+//	kube: "delete pod web-1 -n staging" # delete pods "web-1" in namespace "staging"
+//	kube: "exec -it web-1 -- sh"        # create pods/exec "web-1" in namespace "default"
+//
+// A request that cannot be parsed, or a request on a target of another
+// type, fails the case with a message saying why (never a pass).
 //
 // Decoding is strict: unknown keys, duplicate keys, YAML aliases and
 // merge keys are errors, reported with file, line and key path like
@@ -41,7 +51,12 @@
 // statement not PREPAREd earlier in the same query string is refused, as
 // the proxy refuses a name it has not seen. The registered claims a
 // token's issuer adds (aud, exp, iat, nbf, jti) are not made up; write
-// them under claims if a policy reads them.
+// them under claims if a policy reads them. An http request goes through
+// the checks the http proxy makes on a path before it asks policy (no
+// dot or empty segments, no encoded slash) and Subject.DecideHTTP; a
+// kube request through Subject.DecideKube, as the kube proxy decides the
+// request kubectl sends (see ParseKubeCommand for where one kubectl
+// command makes several requests).
 //
 // The package knows the test file format, configuration and policy
 // decisions; it knows nothing about tokens, sockets or wire protocols,

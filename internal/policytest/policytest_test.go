@@ -71,10 +71,28 @@ func TestRun(t *testing.T) {
 			message: "want policy analyst-agents, got policy ops; reason: allowed by ops/allow[0]"},
 		{name: "broken: wrong reason",
 			message: `reason does not contain "truncate"; reason: drop on public.orders is denied by ops/deny[0] for subject "ops-1" on target "prod-db"`},
-		{name: "broken: http is not supported yet",
-			message: "http requests are not supported yet by this version of warden (only sql); the case cannot pass"},
-		{name: "broken: kube is not supported yet",
-			message: "kube requests are not supported yet by this version of warden (only sql); the case cannot pass"},
+		{name: "broken: http on a postgres target",
+			message: `target "prod-db" is a postgres target; http needs an http target`},
+		{name: "broken: kube on a postgres target",
+			message: `target "prod-db" is a postgres target; kube needs a kubernetes target`},
+		{name: "broken: a kubectl command warden does not model",
+			message: `kube command "apply -f app.yaml": kubectl apply reads the objects from a file (-f), which warden cannot see; write the request it makes instead: "create deployment web", "patch deployment web"`},
+		{name: "broken: a lower-case method",
+			message: `http request "get /v1/invoices/7": methods are case-sensitive; write GET`},
+		{name: "billing reads an invoice", pass: true},
+		{name: "billing may not read the internal view", pass: true},
+		{name: "billing searches with JSON", pass: true},
+		{name: "billing search needs the JSON header", pass: true},
+		{name: "refunds wait for a human", pass: true},
+		{name: "another identity gets nothing from billing", pass: true},
+		{name: "deployers list pods in staging", pass: true},
+		{name: "deployers follow logs in staging", pass: true},
+		{name: "deployers may not list pods in every namespace", pass: true},
+		{name: "the default namespace is not staging", pass: true},
+		{name: "prod secrets are denied", pass: true},
+		{name: "deleting a pod waits for a human", pass: true},
+		{name: "exec waits for a human", pass: true},
+		{name: "attach is not granted", pass: true},
 	}
 
 	results := suite.Run(eng, cfg)
@@ -96,11 +114,17 @@ func TestRun(t *testing.T) {
 			if !w.pass && r.Message != w.message {
 				t.Errorf("Message =\n  %s\nwant\n  %s", r.Message, w.message)
 			}
-			if r.Case.Kind == policytest.KindSQL && !r.Decided() {
-				t.Errorf("an sql case made no decision")
+			// A case fails without a decision only when it cannot be
+			// decided at all (wrong target type, unparseable request).
+			if w.pass && !r.Decided() {
+				t.Errorf("a passing %s case made no decision", r.Case.Kind)
 			}
-			if r.Case.Kind != policytest.KindSQL && r.Decided() {
-				t.Errorf("a %s case made a decision: %+v", r.Case.Kind, r.Got)
+			// Decided failures end with the decision's reason.
+			if !w.pass && strings.Contains(w.message, "; reason: ") != r.Decided() {
+				t.Errorf("Decided = %v for message %q", r.Decided(), r.Message)
+			}
+			if r.Case.Kind != policytest.KindSQL && r.Decided() && r.Request == "" {
+				t.Errorf("a decided %s case does not say what request it decided", r.Case.Kind)
 			}
 		})
 	}
@@ -270,6 +294,20 @@ func TestParseErrors(t *testing.T) {
 				`tests.yaml:6: cases[0].expect: "maybe" is not "allow", "review" or "deny"`,
 				`tests.yaml:7: cases[1].target: required`,
 				`tests.yaml:10: cases[1].kube: a case has exactly one request, and this one also has sql`,
+			},
+		},
+		{
+			name: "headers belong to http",
+			yaml: "cases:\n  - name: a\n" + ok + "    headers: { X-A: b }\n",
+			want: []string{`tests.yaml:7: cases[0].headers: headers belong to an http request; this case has sql`},
+		},
+		{
+			name: "header names and values",
+			yaml: "cases:\n  - name: a\n    identity: { sub: agent-1 }\n    target: billing\n    http: GET /x\n    headers:\n      bad name: x\n      X-A: { b: c }\n      x-b: 1\n      X-B: 2\n    expect: allow\n",
+			want: []string{
+				`tests.yaml:7: cases[0].headers.bad name: "bad name" is not a valid header name`,
+				`tests.yaml:8: cases[0].headers.X-A: expected a value or a list of values, got a mapping`,
+				`tests.yaml:10: cases[0].headers.X-B: duplicate header (first defined on line 9); give several values as a list`,
 			},
 		},
 		{

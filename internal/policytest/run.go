@@ -31,6 +31,10 @@ type Result struct {
 	// matching): what an operator needs to see why a case went wrong.
 	Policies []string
 	Notes    []string
+	// Request describes the http or kube request as decided ("delete
+	// pods \"web\" in namespace \"staging\""); "" for sql and when the
+	// request could not be parsed.
+	Request string
 }
 
 // Decided reports whether a decision was made for the case (every
@@ -82,19 +86,15 @@ func runCase(c Case, eng *policy.Engine, cfg *config.Config) Result {
 		r.Message = fmt.Sprintf(format, args...)
 		return r
 	}
-	switch c.Kind {
-	case KindSQL:
-	case KindHTTP, KindKube:
-		return fail("%s requests are not supported yet by this version of warden (only sql); the case cannot pass", c.Kind)
-	default:
+	if c.Kind != KindSQL && c.Kind != KindHTTP && c.Kind != KindKube {
 		return fail("no request to decide")
 	}
 	t := findTarget(cfg, c.Target)
 	if t == nil {
 		return fail("no target named %q in %s", c.Target, cfgName(cfg))
 	}
-	if t.Type != "postgres" {
-		return fail("target %q is a %s target; sql needs a postgres target", t.Name, t.Type)
+	if want := targetTypeFor(c.Kind); t.Type != want {
+		return fail("target %q is %s %s target; %s needs %s %s target", t.Name, article(t.Type), t.Type, c.Kind, article(want), want)
 	}
 	p, err := c.Principal(cfg)
 	if err != nil {
@@ -103,11 +103,29 @@ func runCase(c Case, eng *policy.Engine, cfg *config.Config) Result {
 
 	subject := eng.Bind(p)
 	r.Policies, r.Notes = subject.Policies(), subject.Notes()
-	// The proxy checks the target at login, before any statement: a
-	// subject that may not connect is refused whatever the SQL.
-	d := subject.CanConnect(t.Name)
-	if d.Effect == policy.Allow {
-		d = decideSQL(subject, t, c.SQL, cfg.Limits.MaxQueryBytes)
+	var d policy.Decision
+	switch c.Kind {
+	case KindSQL:
+		// The proxy checks the target at login, before any statement: a
+		// subject that may not connect is refused whatever the SQL.
+		d = subject.CanConnect(t.Name)
+		if d.Effect == policy.Allow {
+			d = decideSQL(subject, t, c.SQL, cfg.Limits.MaxQueryBytes)
+		}
+	case KindHTTP:
+		req, err := ParseHTTPRequest(c.HTTP, c.Headers)
+		if err != nil {
+			return fail("%v", err)
+		}
+		r.Request = req.Method + " " + req.Path
+		d = subject.DecideHTTP(t.Name, req)
+	case KindKube:
+		req, err := ParseKubeCommand(c.Kube)
+		if err != nil {
+			return fail("%v", err)
+		}
+		r.Request = policy.DescribeKube(req)
+		d = subject.DecideKube(t.Name, req)
 	}
 	r.Got = d
 
@@ -260,6 +278,24 @@ func jsonType(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// targetTypeFor is the target type a request kind is decided on.
+func targetTypeFor(kind string) string {
+	switch kind {
+	case KindHTTP:
+		return "http"
+	case KindKube:
+		return "kubernetes"
+	}
+	return "postgres"
+}
+
+func article(s string) string {
+	if s == "http" || (s != "" && strings.ContainsRune("aeiou", rune(s[0]))) {
+		return "an"
+	}
+	return "a"
 }
 
 func findTarget(cfg *config.Config, name string) *config.Target {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -45,8 +46,11 @@ type Case struct {
 	// Exactly one of SQL, HTTP and Kube is set; Kind names it.
 	Kind string
 	SQL  string // a query string; may hold several statements
-	HTTP string // "GET /v1/invoices/7" (not decided yet)
-	Kube string // "delete pods -n staging" (not decided yet)
+	HTTP string // "GET /v1/invoices/7?expand=lines": method, space, path and query
+	Kube string // "delete pods -n staging": a kubectl command (see ParseKubeCommand)
+	// Headers are the request headers of an http case ("Content-Type:
+	// application/json"), by name as written; nil for other kinds.
+	Headers map[string][]string
 
 	Expect         policy.Effect
 	Rule           string // "" means any rule
@@ -250,7 +254,7 @@ func (d *decoder) str(n *yaml.Node, path string) string {
 	return n.Value
 }
 
-var caseKeys = []string{"name", "identity", "target", "sql", "http", "kube", "expect", "rule", "policy", "reason_contains"}
+var caseKeys = []string{"name", "identity", "target", "sql", "http", "headers", "kube", "expect", "rule", "policy", "reason_contains"}
 
 func (d *decoder) testCase(n *yaml.Node, path string) *Case {
 	c := &Case{Line: n.Line, Path: path, identityLines: map[string]int{}}
@@ -291,6 +295,8 @@ func (d *decoder) testCase(n *yaml.Node, path string) *Case {
 			default:
 				d.errorf(v.Line, p, `%q is not "allow", "review" or "deny"`, s)
 			}
+		case "headers":
+			c.Headers = d.headers(v, p)
 		case "rule":
 			c.Rule = d.str(v, p)
 		case "policy":
@@ -315,6 +321,9 @@ func (d *decoder) testCase(n *yaml.Node, path string) *Case {
 	if _, ok := present["expect"]; !ok {
 		d.errorf(c.Line, path+".expect", `required: "allow", "review" or "deny"`)
 	}
+	if l, ok := present["headers"]; ok && c.HTTP == "" && len(kinds) > 0 {
+		d.errorf(l, path+".headers", "headers belong to an http request; this case has %s", kinds[0])
+	}
 	switch len(kinds) {
 	case 0:
 		d.errorf(c.Line, path, "no request: give one of sql, http or kube")
@@ -324,6 +333,48 @@ func (d *decoder) testCase(n *yaml.Node, path string) *Case {
 		d.errorf(c.line(kinds[1]), path+"."+kinds[1], "a case has exactly one request, and this one also has %s", kinds[0])
 	}
 	return c
+}
+
+// headers reads a mapping of header name to a value or a list of values.
+func (d *decoder) headers(n *yaml.Node, path string) map[string][]string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n.Line, path, "expected a mapping of header name to value, got %s", kindName(n))
+		return nil
+	}
+	h := map[string][]string{}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := joinPath(path, k.Value)
+		if k.Kind != yaml.ScalarNode || k.Value == "" {
+			d.errorf(k.Line, path, "header names must be non-empty strings")
+			continue
+		}
+		if err := checkHeaderName(k.Value); err != nil {
+			d.errorf(k.Line, p, "%v", err)
+			continue
+		}
+		canon := http.CanonicalHeaderKey(k.Value)
+		if prev, dup := seen[canon]; dup {
+			d.errorf(k.Line, p, "duplicate header (first defined on line %d); give several values as a list", prev)
+			continue
+		}
+		seen[canon] = k.Line
+		switch v.Kind {
+		case yaml.ScalarNode:
+			h[k.Value] = []string{d.str(v, p)}
+		case yaml.SequenceNode:
+			for j, item := range v.Content {
+				h[k.Value] = append(h[k.Value], d.str(item, fmt.Sprintf("%s[%d]", p, j)))
+			}
+		default:
+			d.errorf(v.Line, p, "expected a value or a list of values, got %s", kindName(v))
+		}
+	}
+	return h
 }
 
 func (d *decoder) identity(c *Case, n *yaml.Node, path string) {
