@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -48,12 +50,22 @@ func policyCmd() *cobra.Command {
 		},
 	}
 
-	var token, sub, issuerFlag, target, sql string
-	var claims []string
+	var token, sub, issuerFlag, target, sql, httpReq, kubeCmd string
+	var claims, headers []string
 	explain := &cobra.Command{
-		Use:   "explain --target T --sql SQL (--token T | --sub S [--claim k=v]...)",
-		Short: "Print the decision for a request, the rule that made it and the statement facts",
-		Args:  cobra.NoArgs,
+		Use:   "explain --target T (--sql SQL | --http \"GET /path\" [--header 'Name: value']... | --kube \"get pods -n ns\") (--token T | --sub S [--claim k=v]...)",
+		Short: "Print the decision for a request, the rule that made it and what the request was understood as; never contacts a backend",
+		Long: `Print the decision policy reaches for one request, the rule that made it, and
+what warden understood the request to be, without touching any backend.
+
+  --sql     a query string for a postgres target (the statement facts are printed)
+  --http    "METHOD /path?query" for an http target (the path below /t/<target>),
+            with --header 'Name: value' as often as needed
+  --kube    a kubectl command for a kubernetes target ("delete pod web -n staging",
+            "exec -it web -- sh"); the API request it makes is printed
+
+Exit status: 0 allowed, 2 denied, 3 held for review, 1 for a usage error.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
 			if err != nil {
@@ -62,6 +74,45 @@ func policyCmd() *cobra.Command {
 			eng, err := policy.Compile(cfg)
 			if err != nil {
 				return err
+			}
+			// Check the request flags before verifying a token: a usage
+			// mistake should not cost a round trip to the issuer.
+			kind, err := explainKind(sql, httpReq, kubeCmd, headers)
+			if err != nil {
+				return err
+			}
+			var t *config.Target
+			for i := range cfg.Targets {
+				if cfg.Targets[i].Name == target {
+					t = &cfg.Targets[i]
+				}
+			}
+			if t == nil {
+				return fmt.Errorf("explain: unknown target %q", target)
+			}
+			if want := explainTargetType[kind]; t.Type != want {
+				return fmt.Errorf("explain: target %q is %s %s target; --%s needs %s %s target", target, article(t.Type), t.Type, kind, article(want), want)
+			}
+			// Parse the request before the identity, for the same reason.
+			var hreq *policy.HTTPRequest
+			var kreq *policy.KubeRequest
+			switch kind {
+			case "http":
+				h := http.Header{}
+				for _, line := range headers {
+					name, value, err := policytest.ParseHeader(line)
+					if err != nil {
+						return fmt.Errorf("explain: --header: %w", err)
+					}
+					h.Add(name, value)
+				}
+				if hreq, err = policytest.ParseHTTPRequest(httpReq, h); err != nil {
+					return fmt.Errorf("explain: --http: %w", err)
+				}
+			case "kube":
+				if kreq, err = policytest.ParseKubeCommand(kubeCmd); err != nil {
+					return fmt.Errorf("explain: --kube: %w", err)
+				}
 			}
 			var p *identity.Principal
 			switch {
@@ -84,19 +135,14 @@ func policyCmd() *cobra.Command {
 			default:
 				return errors.New("explain: give --token, or --sub with --claim for an identity")
 			}
-			if target == "" || sql == "" {
-				return errors.New("explain: --target and --sql are required")
+			s := eng.Bind(p)
+			switch kind {
+			case "http":
+				return explainHTTP(cmd.OutOrStdout(), s, target, hreq)
+			case "kube":
+				return explainKube(cmd.OutOrStdout(), s, target, kreq)
 			}
-			var schema string
-			for _, t := range cfg.Targets {
-				if t.Name == target {
-					schema = t.Schema
-				}
-			}
-			if schema == "" {
-				return fmt.Errorf("explain: unknown target %q", target)
-			}
-			return explainSQL(cmd.OutOrStdout(), eng.Bind(p), target, schema, sql)
+			return explainSQL(cmd.OutOrStdout(), s, target, t.Schema, sql)
 		},
 	}
 	explain.Flags().StringVar(&token, "token", "", "an access token to verify against the configured issuers")
@@ -104,10 +150,14 @@ func policyCmd() *cobra.Command {
 	explain.Flags().StringVar(&issuerFlag, "issuer", "", "with --sub: the issuer the identity comes from (default: the first configured)")
 	explain.MarkFlagsMutuallyExclusive("token", "sub")
 	explain.MarkFlagRequired("target")
-	explain.MarkFlagRequired("sql")
 	explain.Flags().StringArrayVar(&claims, "claim", nil, "claim key=value for --sub (groups=analysts)")
 	explain.Flags().StringVar(&target, "target", "", "target name")
-	explain.Flags().StringVar(&sql, "sql", "", "SQL text")
+	explain.Flags().StringVar(&sql, "sql", "", "SQL text (postgres targets)")
+	explain.Flags().StringVar(&httpReq, "http", "", `request line "METHOD /path?query" (http targets)`)
+	explain.Flags().StringArrayVar(&headers, "header", nil, `with --http: a request header "Name: value" (repeatable)`)
+	explain.Flags().StringVar(&kubeCmd, "kube", "", `kubectl command "get pods -n staging" (kubernetes targets)`)
+	explain.MarkFlagsMutuallyExclusive("sql", "http", "kube")
+	explain.MarkFlagsOneRequired("sql", "http", "kube")
 
 	var verbose bool
 	test := &cobra.Command{
@@ -223,6 +273,107 @@ func principalFromClaims(cfg *config.Config, sub, issuer string, claims map[stri
 	return c.Principal(cfg)
 }
 
+// explainTargetType is the target type each request flag needs.
+var explainTargetType = map[string]string{"sql": "postgres", "http": "http", "kube": "kubernetes"}
+
+// explainKind names the one request flag given.
+func explainKind(sql, httpReq, kubeCmd string, headers []string) (string, error) {
+	var kinds []string
+	for _, k := range []struct{ name, v string }{{"sql", sql}, {"http", httpReq}, {"kube", kubeCmd}} {
+		if strings.TrimSpace(k.v) != "" {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) != 1 {
+		return "", errors.New("explain: give exactly one non-empty request: --sql, --http or --kube")
+	}
+	if len(headers) > 0 && kinds[0] != "http" {
+		return "", errors.New("explain: --header goes with --http")
+	}
+	return kinds[0], nil
+}
+
+// explainHTTP prints the decision for one request to an http target.
+func explainHTTP(w io.Writer, s *policy.Subject, target string, r *policy.HTTPRequest) error {
+	fmt.Fprintf(w, "subject:  %s\npolicies: %s\n", s.Principal().Subject, strings.Join(s.Policies(), ", "))
+	fmt.Fprintln(w, oneLine("request:  "+r.Method+" "+r.Path))
+	if len(r.Query) > 0 {
+		fmt.Fprintln(w, oneLine("  query:  "+r.Query.Encode()))
+	}
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range r.Header[k] {
+			fmt.Fprintln(w, oneLine("  header: "+k+": "+v))
+		}
+	}
+	return explainDecision(w, s.DecideHTTP(target, r), "HTTP 403")
+}
+
+// explainKube prints the API request a kubectl command makes and the
+// decision for it, and what happens to Secret values in the answer.
+func explainKube(w io.Writer, s *policy.Subject, target string, r *policy.KubeRequest) error {
+	fmt.Fprintf(w, "subject:  %s\npolicies: %s\n", s.Principal().Subject, strings.Join(s.Policies(), ", "))
+	fmt.Fprintln(w, oneLine("request:  "+policy.DescribeKube(r)))
+	if r.IsResourceRequest {
+		group := r.APIGroup
+		if group == "" {
+			group = `"" (core)`
+		}
+		ns := r.Namespace
+		if ns == "" {
+			ns = "- (cluster-scoped or all namespaces)"
+		}
+		for _, kv := range [][2]string{
+			{"verb", r.Verb}, {"group", group}, {"resource", r.Resource}, {"subresource", orDash(r.Subresource)},
+			{"namespace", ns}, {"name", orDash(r.Name)},
+		} {
+			fmt.Fprintln(w, oneLine(fmt.Sprintf("  %-12s %s", kv[0]+":", kv[1])))
+		}
+	} else {
+		fmt.Fprintln(w, oneLine(fmt.Sprintf("  %-12s %s", "path:", r.Path)))
+	}
+	d := s.DecideKube(target, r)
+	var extra []string
+	if r.IsResourceRequest && r.Resource == "secrets" && r.Subresource == "" && d.Effect != policy.Deny {
+		if d.Reveal {
+			extra = append(extra, "secrets:  values revealed (an allow rule for this request sets reveal_secret_data)")
+		} else {
+			extra = append(extra, "secrets:  values masked (data and stringData; no allow rule for this request sets reveal_secret_data)")
+		}
+	}
+	return explainDecision(w, d, "HTTP 403 with a Kubernetes Status", extra...)
+}
+
+// explainDecision prints a request decision and sets the exit status:
+// 0 allow, 2 deny, 3 review.
+func explainDecision(w io.Writer, d policy.Decision, refusal string, extra ...string) error {
+	fmt.Fprintln(w, oneLine(fmt.Sprintf("decision: %s", d.Effect)))
+	fmt.Fprintln(w, oneLine("policy:   "+orDash(d.Policy)))
+	fmt.Fprintln(w, oneLine("rule:     "+d.Rule))
+	fmt.Fprintln(w, oneLine("reason:   "+d.Reason))
+	for _, l := range extra {
+		fmt.Fprintln(w, oneLine(l))
+	}
+	switch d.Effect {
+	case policy.Review:
+		approvers := d.Approvers
+		if approvers == "" {
+			approvers = "admins"
+		}
+		fmt.Fprintln(w, oneLine(fmt.Sprintf("approvals: %d from %s", max(d.MinApprovals, 1), approvers)))
+		fmt.Fprintln(w, oneLine("client sees: the request is held until approved, or "+refusal+": "+d.Message()))
+		return &exitError{code: 3, msg: "held for review"}
+	case policy.Deny:
+		fmt.Fprintln(w, oneLine("client sees: "+refusal+": "+d.Message()))
+		return &exitError{code: 2, msg: "denied"}
+	}
+	return nil
+}
+
 func explainSQL(w io.Writer, s *policy.Subject, target, schema, sql string) error {
 	fmt.Fprintf(w, "subject:  %s\npolicies: %s\n", s.Principal().Subject, strings.Join(s.Policies(), ", "))
 	if d := s.CanConnect(target); d.Effect != policy.Allow {
@@ -257,6 +408,14 @@ func explainSQL(w io.Writer, s *policy.Subject, target, schema, sql string) erro
 		return &exitError{code: 2, msg: "denied"}
 	}
 	return nil
+}
+
+// article is the indefinite article before a target type.
+func article(typ string) string {
+	if typ == "http" || strings.HasPrefix(typ, "a") || strings.HasPrefix(typ, "e") || strings.HasPrefix(typ, "i") || strings.HasPrefix(typ, "o") || strings.HasPrefix(typ, "u") {
+		return "an"
+	}
+	return "a"
 }
 
 func orDash(s string) string {

@@ -488,32 +488,47 @@ func TestPrincipalMatchesVerifiedToken(t *testing.T) {
 }
 
 // TestExample keeps examples/ honest: the example policy tests all pass
-// against the example configuration.
+// against the example configurations, and show the format with allows,
+// denies (and, for the http and kubernetes example, reviews) of each
+// request kind the example is about.
 func TestExample(t *testing.T) {
-	cfg, eng := load(t, "../../examples/warden.yaml")
-	suite, err := policytest.Load("../../examples/policy-tests.yaml")
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
-	if err := suite.Validate(cfg); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	results := suite.Run(eng, cfg)
-	if len(results) < 12 {
-		t.Errorf("the example has %d cases; it is meant to show the format with about a dozen", len(results))
-	}
-	var allow, deny int
-	for _, r := range results {
-		if !r.Passed {
-			t.Errorf("FAIL %s: %s", r.Case.Name, r.Message)
-		}
-		if r.Case.Expect == policy.Allow {
-			allow++
-		} else {
-			deny++
-		}
-	}
-	if allow == 0 || deny == 0 {
-		t.Errorf("the example expects %d allows and %d denies; it should show both", allow, deny)
+	for _, ex := range []struct {
+		config, tests string
+		kinds         []string
+		review        bool
+	}{
+		{"../../examples/warden.yaml", "../../examples/policy-tests.yaml", []string{policytest.KindSQL}, false},
+		{"../../examples/http-kubernetes/warden.yaml", "../../examples/http-kubernetes/tests.yaml", []string{policytest.KindHTTP, policytest.KindKube}, true},
+	} {
+		t.Run(ex.tests, func(t *testing.T) {
+			cfg, eng := load(t, ex.config)
+			suite, err := policytest.Load(ex.tests)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if err := suite.Validate(cfg); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			results := suite.Run(eng, cfg)
+			if len(results) < 12 {
+				t.Errorf("the example has %d cases; it is meant to show the format with about a dozen", len(results))
+			}
+			count := map[string]map[policy.Effect]int{}
+			for _, r := range results {
+				if !r.Passed {
+					t.Errorf("FAIL %s: %s", r.Case.Name, r.Message)
+				}
+				if count[r.Case.Kind] == nil {
+					count[r.Case.Kind] = map[policy.Effect]int{}
+				}
+				count[r.Case.Kind][r.Case.Expect]++
+			}
+			for _, k := range ex.kinds {
+				c := count[k]
+				if c[policy.Allow] == 0 || c[policy.Deny] == 0 || (ex.review && c[policy.Review] == 0) {
+					t.Errorf("the example's %s cases expect %d allows, %d denies and %d reviews; it should show each", k, c[policy.Allow], c[policy.Deny], c[policy.Review])
+				}
+			}
+		})
 	}
 }
