@@ -54,9 +54,13 @@ func assertHadClear(t *testing.T, name string, in []byte) {
 	t.Fatalf("%s: fixture holds no clear value", name)
 }
 
+func readFixtureFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join("testdata", "apiserver", name))
+}
+
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "apiserver", name))
+	b, err := readFixtureFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
