@@ -27,7 +27,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(serveCmd(), demoCmd(), tokenCmd(), policyCmd(), auditCmd(), sessionsCmd(), revokeCmd(), reviewsCmd())
+	root.AddCommand(serveCmd(), demoCmd(), tokenCmd(), policyCmd(), auditCmd(), sessionsCmd(), revokeCmd(), reviewsCmd(), kubeconfigCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "warden:", err)
 		var code exitCoder

@@ -212,6 +212,9 @@ func runPolicyTests(w io.Writer, cfgPath, testsPath string, verbose bool) error 
 			fmt.Fprintln(w, oneLine("FAIL "+r.Case.Name+": "+r.Message))
 		}
 		if verbose {
+			if r.Request != "" {
+				fmt.Fprintln(w, oneLine("    request:  "+r.Request))
+			}
 			if r.Decided() {
 				d := r.Got
 				fmt.Fprintln(w, oneLine(fmt.Sprintf("    decision: %s by %s (policy %s)", d.Effect, d.Rule, orDash(d.Policy))))
