@@ -73,9 +73,11 @@ func kubeconfigCmd() *cobra.Command {
 		Use:   "kubeconfig --config warden.yaml --target cluster [--server URL] (--token T | [--exec] TOKEN SOURCE FLAGS)",
 		Short: "Print a kubeconfig that points kubectl at a kubernetes target through warden",
 		Long: `Print a kubeconfig whose cluster is a kubernetes target reached through warden:
-server <scheme>://<listen.http or --server>/t/<target>, https with the
-certificate of the tls: block as its certificate authority when the
-configuration has one, http (on loopback only) otherwise.
+server https://<listen.http or --server>/t/<target>, with the certificate of
+the tls: block as its certificate authority. The configuration needs a tls:
+block (or --server must be an https URL, with --certificate-authority if its
+certificate is not signed by a CA kubectl trusts): kubectl sends a kubeconfig's
+credentials only to https servers.
 
 The user is either a static bearer token (--token T), or, by default, an exec
 credential plugin: kubectl runs 'warden token --exec-credential' with the token
@@ -114,20 +116,18 @@ Nothing is contacted: the output is only the file. Write it with
 				return fmt.Errorf("kubeconfig: %w", err)
 			}
 			cluster := &kubeconfigCluster{Server: base.String() + "/t/" + url.PathEscape(target)}
-			if base.Scheme == "https" {
-				ca := caFile
-				if ca == "" && cfg.TLS != nil {
-					ca = cfg.Resolve(cfg.TLS.Cert)
+			// Without either, kubectl verifies the server with the
+			// system's roots (a proxy with a public certificate).
+			ca := caFile
+			if ca == "" && cfg.TLS != nil {
+				ca = cfg.Resolve(cfg.TLS.Cert)
+			}
+			if ca != "" {
+				data, err := readPEMCertificates(ca)
+				if err != nil {
+					return fmt.Errorf("kubeconfig: certificate authority: %w", err)
 				}
-				if ca != "" {
-					data, err := readPEMCertificates(ca)
-					if err != nil {
-						return fmt.Errorf("kubeconfig: certificate authority: %w", err)
-					}
-					cluster.CertificateAuthorityData = base64.StdEncoding.EncodeToString(data)
-				}
-			} else if caFile != "" {
-				return errors.New("kubeconfig: --certificate-authority goes with an https server")
+				cluster.CertificateAuthorityData = base64.StdEncoding.EncodeToString(data)
 			}
 
 			user := &kubeconfigUser{}
@@ -198,8 +198,7 @@ Nothing is contacted: the output is only the file. Write it with
 }
 
 // kubeServerBase is the URL kubectl reaches warden's http listener at,
-// without a trailing slash. A bearer token must not cross the network in
-// clear: http is allowed only to a loopback host.
+// without a trailing slash. It must be https (see below).
 func kubeServerBase(cfg *config.Config, server string) (*url.URL, error) {
 	scheme := "http"
 	if cfg.TLS != nil {
@@ -243,8 +242,13 @@ func kubeServerBase(cfg *config.Config, server string) (*url.URL, error) {
 		}
 		u = &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("%s is http to a host that is not loopback: kubectl would send the agent's token in clear (configure tls:, or give an https --server)", u.Host)
+	// kubectl reads a kubeconfig's credentials (token, exec plugin, client
+	// certificate) only for an https server: client-go's clientcmd skips
+	// them otherwise ("only try to read the auth information if we are
+	// secure", DirectClientConfig.ClientConfig), so an http kubeconfig
+	// would send every request without a token, to be refused by warden.
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("%s is not https: kubectl sends no credentials to an http server (client-go reads a kubeconfig's user only for https); configure tls: in %s, or give an https --server (a TLS-terminating proxy in front of warden)", u.String(), cfg.Path)
 	}
 	return u, nil
 }

@@ -139,8 +139,8 @@ func TestPolicyExplainHTTPAndKube(t *testing.T) {
 		},
 		{
 			name: "kube prod secrets denied", identity: sub, code: 2,
-			args: []string{"--target", "cluster", "--kube", "get secrets -n prod -w"},
-			want: []string{`^  verb:[ \t]+watch$`, `^decision:[ \t]+deny$`, `^rule:[ \t]+agents/deny\[0\]$`},
+			args:    []string{"--target", "cluster", "--kube", "get secrets -n prod -w"},
+			want:    []string{`^  verb:[ \t]+watch$`, `^decision:[ \t]+deny$`, `^rule:[ \t]+agents/deny\[0\]$`},
 			notWant: []string{`^secrets:`},
 		},
 		{
