@@ -14,6 +14,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -158,6 +160,8 @@ func startFront(t *testing.T, cert tls.Certificate) *fakeWardenFront {
 		w.Write([]byte(`{"major":"1","minor":"37","gitVersion":"v1.37.2"}`))
 	}))
 	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	// The CA test makes kubectl refuse the certificate on purpose.
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	f.srv.StartTLS()
 	t.Cleanup(f.srv.Close)
 	return f
