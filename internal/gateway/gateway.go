@@ -24,6 +24,7 @@ import (
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/metrics"
 	"github.com/warden-gateway/warden/internal/policy"
+	"github.com/warden-gateway/warden/internal/proxy/httpproxy"
 	"github.com/warden-gateway/warden/internal/proxy/postgres"
 	"github.com/warden-gateway/warden/internal/review"
 	"github.com/warden-gateway/warden/internal/sqlfacts"
@@ -43,11 +44,13 @@ type Gateway struct {
 	Store       *store.SQLite
 	Policy      *policy.Engine
 	PG          *postgres.Server
+	HTTP        *httpproxy.Server // http and kubernetes targets; nil without any
 	Metrics     *metrics.Metrics
 	Revocations *identity.Revocations
 	Reviews     *review.Manager
 	Admin       *admin.API
 
+	assert  *httpproxy.Asserter
 	pgLn    net.Listener
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -204,6 +207,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if gw.HTTP, err = newHTTPProxy(cfg, gw, verifier, maskKey, detectors, opts.Logger); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	if cfg.Listen.Postgres != "" {
 		gw.pgLn, err = net.Listen("tcp", cfg.Listen.Postgres)
 		if err != nil {
@@ -254,6 +260,21 @@ func (g *Gateway) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", g.Metrics.Handler())
 	mux.Handle("/api/", g.Admin)
+	if g.HTTP != nil {
+		mux.Handle("/t/", g.HTTP)
+		if g.assert != nil {
+			mux.HandleFunc("GET "+httpproxy.JWKSPath, g.assert.ServeJWKS)
+		}
+		// Host routing: <target>.<http.domain> sends the whole request,
+		// whatever its path, to the target.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if g.HTTP.IsTargetHost(r) {
+				g.HTTP.ServeHTTP(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -282,6 +303,9 @@ func (g *Gateway) Close() error {
 		cancel()
 	} else if g.httpLn != nil {
 		g.httpLn.Close()
+	}
+	if g.HTTP != nil {
+		g.HTTP.Close()
 	}
 	if g.PG != nil {
 		g.PG.Close()
@@ -323,5 +347,61 @@ func (r revoker) Revoke(ctx context.Context, subject, by, reason string) (int, e
 		return 0, err
 	}
 	r.g.Revocations.Revoke(subject)
-	return r.g.PG.TerminateSubject(subject, "access revoked: "+reason), nil
+	n := r.g.PG.TerminateSubject(subject, "access revoked: "+reason)
+	if r.g.HTTP != nil {
+		n += r.g.HTTP.TerminateSubject(subject, "access revoked: "+reason)
+	}
+	return n, nil
+}
+
+// newHTTPProxy builds the proxy of the http and kubernetes targets; nil
+// when there are none.
+func newHTTPProxy(cfg *config.Config, gw *Gateway, verifier identity.Verifier, maskKey []byte, detectors map[string]string, log *slog.Logger) (*httpproxy.Server, error) {
+	targets := map[string]*httpproxy.Target{}
+	for _, t := range cfg.Targets {
+		if t.Type != "http" && t.Type != "kubernetes" {
+			continue
+		}
+		o := httpproxy.TargetOptions{
+			Name: t.Name, Kind: t.Type, URL: t.URL, Headers: t.Headers,
+			TokenFile: cfg.Resolve(t.TokenFile), CAFile: cfg.Resolve(t.CAFile),
+			CertFile: cfg.Resolve(t.CertFile), KeyFile: cfg.Resolve(t.KeyFile), Timeout: t.Timeout,
+		}
+		if t.BasicAuth != nil {
+			o.HasBasic, o.BasicUser, o.BasicPwd = true, t.BasicAuth.Username, t.BasicAuth.Password
+		}
+		ht, err := httpproxy.NewTarget(o)
+		if err != nil {
+			return nil, err
+		}
+		targets[t.Name] = ht
+	}
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	if cfg.Listen.HTTP == "" {
+		return nil, errors.New("http and kubernetes targets need listen.http")
+	}
+	var err error
+	if gw.assert, err = httpproxy.NewAsserter(cfg.Resolve(cfg.HTTP.AssertionKeyFile), cfg.HTTP.AssertionTTL); err != nil {
+		return nil, err
+	}
+	engine := gw.Policy
+	return httpproxy.New(httpproxy.Config{
+		Targets:         targets,
+		Domain:          cfg.HTTP.Domain,
+		Verifier:        verifier,
+		Policy:          func() *policy.Engine { return engine },
+		Audit:           gw.Store,
+		Reviews:         gw.Reviews,
+		Asserter:        gw.assert,
+		IdentityHeader:  cfg.HTTP.IdentityHeader,
+		ReviewWait:      cfg.Reviews.Wait,
+		MaxRequestBytes: cfg.HTTP.MaxRequestBytes,
+		MaxMaskBytes:    cfg.HTTP.MaxMaskBytes,
+		MaxAuditText:    cfg.Audit.MaxRequestBytes,
+		MaskHashKey:     maskKey,
+		CustomDetectors: detectors,
+		Logger:          log,
+	})
 }
