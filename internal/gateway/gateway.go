@@ -261,14 +261,15 @@ func (g *Gateway) httpHandler() http.Handler {
 	mux.Handle("GET /metrics", g.Metrics.Handler())
 	mux.Handle("/api/", g.Admin)
 	if g.HTTP != nil {
-		mux.Handle("/t/", g.HTTP)
 		if g.assert != nil {
 			mux.HandleFunc("GET "+httpproxy.JWKSPath, g.assert.ServeJWKS)
 		}
-		// Host routing: <target>.<http.domain> sends the whole request,
+		// Target paths go to the proxy before the mux, which would clean
+		// (and redirect) paths the proxy must refuse as they are. Host
+		// routing (<target>.<http.domain>) sends the whole request,
 		// whatever its path, to the target.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if g.HTTP.IsTargetHost(r) {
+			if strings.HasPrefix(r.URL.Path, "/t/") || g.HTTP.IsTargetHost(r) {
 				g.HTTP.ServeHTTP(w, r)
 				return
 			}

@@ -260,7 +260,7 @@ func TestCurlRefusals(t *testing.T) {
 		{"unknown target", []string{"-H", "Authorization: Bearer " + tok, f.base + "/t/nope/x"}, 403, "no policy grants access"},
 		{"dot segments", []string{"--path-as-is", "-H", "Authorization: Bearer " + tok, f.base + "/t/billing/v1/invoices/../refunds"}, 403, "dot segment"},
 		{"encoded slash", []string{"-H", "Authorization: Bearer " + tok, f.base + "/t/billing/v1/invoices%2F..%2Frefunds"}, 403, "encoded"},
-		{"other agent", []string{"-H", "Authorization: Bearer " + f.token(t, "x", "visitors"), f.base + "/t/billing/v1/invoices/7"}, 403, "not allowed"},
+		{"other agent", []string{"-H", "Authorization: Bearer " + f.token(t, "x", "visitors"), f.base + "/t/billing/v1/invoices/7"}, 403, "no policy grants access"},
 	}
 	for _, c := range cases {
 		code, body := curl(t, c.args...)
