@@ -462,11 +462,29 @@ func Kubectl(t testing.TB, kubeconfig string, stdin io.Reader, args ...string) (
 	return runKubectl(kubeconfig, stdin, args...)
 }
 
+// KubectlCmd prepares, without starting, a kubectl command with
+// kubeconfig (and KUBECONFIG from the environment removed), for what
+// Kubectl cannot do: long-running commands such as port-forward, or extra
+// environment such as KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false (append to
+// cmd.Env). The caller bounds and reaps it.
+func KubectlCmd(t testing.TB, kubeconfig string, args ...string) *exec.Cmd {
+	t.Helper()
+	KubectlBinary(t)
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
+	cmd.Env = kubectlEnv(kubeconfig)
+	return cmd
+}
+
 func runKubectl(kubeconfig string, stdin io.Reader, args ...string) (string, string, error) {
+	return runKubectlEnv(kubeconfig, nil, stdin, args...)
+}
+
+// runKubectlEnv runs kubectl with extra environment variables.
+func runKubectlEnv(kubeconfig string, env []string, stdin io.Reader, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
-	cmd.Env = kubectlEnv(kubeconfig)
+	cmd.Env = append(kubectlEnv(kubeconfig), env...)
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
