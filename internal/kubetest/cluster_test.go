@@ -22,4 +22,29 @@ func TestStart(t *testing.T) {
 			t.Errorf("kubectl get ns: %s missing from\n%s", ns, out)
 		}
 	}
+
+	// Pods are admitted without a kubelet or a default ServiceAccount, and
+	// stay Pending until MarkPodRunning.
+	for _, args := range [][]string{
+		{"create", "namespace", "x"},
+		{"run", "p", "-n", "x", "--image=registry.invalid/busybox", "--", "sleep", "3600"},
+	} {
+		if _, stderr, err := c.Kubectl(t, args...); err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+	}
+	phase := func() string {
+		out, stderr, err := c.Kubectl(t, "get", "pod", "p", "-n", "x", "-o", "jsonpath={.status.phase}")
+		if err != nil {
+			t.Fatalf("kubectl get pod: %v\n%s", err, stderr)
+		}
+		return out
+	}
+	if p := phase(); p != "Pending" {
+		t.Errorf("new pod phase %q, want Pending", p)
+	}
+	c.MarkPodRunning(t, "x", "p")
+	if p := phase(); p != "Running" {
+		t.Errorf("after MarkPodRunning: phase %q, want Running", p)
+	}
 }

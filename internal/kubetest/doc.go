@@ -5,9 +5,18 @@
 // and a ServiceAccount token bound to cluster-admin through RBAC for warden
 // to use upstream. Tests drive it with the real kubectl.
 //
-// No kubelet, scheduler or controller-manager runs: Pods stay Pending
-// (MarkPodRunning sets their status by hand), namespaces never finish
-// deleting, and nothing answers exec, attach, port-forward or logs. Front
+// No kubelet, scheduler or controller-manager runs, which shows:
+//
+//   - Pods stay Pending (MarkPodRunning sets their status by hand) and
+//     nothing answers exec, attach, port-forward or logs (see Front).
+//   - No namespace gets a "default" ServiceAccount, so the ServiceAccount
+//     admission plugin is disabled and Pods are admitted without one.
+//   - Deleted namespaces stay Terminating: use a fresh name per test.
+//   - The aggregated ClusterRoles admin, edit and view have no rules
+//     (aggregation is a controller's job): bind cluster-admin or write
+//     explicit Roles.
+//
+// Front
 // is a reverse proxy in front of the apiserver that answers those four
 // subresources itself, speaking the same upgrade protocols a kubelet does
 // (WebSocket v5.channel.k8s.io and SPDY for exec and attach; SPDY, WebSocket

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -76,7 +77,7 @@ func TestTokens(t *testing.T) {
 func TestFrontExec(t *testing.T) {
 	c := Shared(t)
 	testPod(t, c, "exec")
-	f := StartFront(t, c)
+	f := startFront(t, c)
 	kc := c.WriteKubeconfig(t, f.URL, c.AdminToken)
 
 	// kubectl v1.30+ negotiates WebSocket v5 by default; with
@@ -178,7 +179,7 @@ subjects:
 func TestFrontLogsAndAttach(t *testing.T) {
 	c := Shared(t)
 	testPod(t, c, "logs")
-	f := StartFront(t, c)
+	f := startFront(t, c)
 	kc := c.WriteKubeconfig(t, f.URL, c.AdminToken)
 
 	out, stderr, err := Kubectl(t, kc, nil, "logs", "web", "-n", "logs", "-c", "sidecar")
@@ -199,7 +200,7 @@ func TestFrontPortForward(t *testing.T) {
 	c := Shared(t)
 	testPod(t, c, "forward")
 	c.MarkPodRunning(t, "forward", "web")
-	f := StartFront(t, c)
+	f := startFront(t, c)
 	kc := c.WriteKubeconfig(t, f.URL, c.AdminToken)
 
 	// A real server behind port 9090.
@@ -324,6 +325,48 @@ func portForward(t *testing.T, kubeconfig, env, ns, pod string, ports ...string)
 		}
 	})
 	return local
+}
+
+// startFront is StartFront plus a check, after the Front has stopped,
+// that no goroutine of a streaming session outlives it.
+func startFront(t *testing.T, c *Cluster) *Front {
+	t.Helper()
+	t.Cleanup(func() { checkNoStreamGoroutines(t) }) // runs after the Front's cleanup
+	return StartFront(t, c)
+}
+
+// streamFrames are stack frames of the Front's streaming sessions and the
+// libraries they run on.
+var streamFrames = []string{
+	"kubetest.(*Front)", "kubetest.(*session)", "kubetest.(*forwarder)", "kubetest.(*wsConn)",
+	"k8s.io/cri-streaming/", "k8s.io/streaming/", "github.com/moby/spdystream", "github.com/gorilla/websocket",
+	"golang.org/x/net/websocket",
+}
+
+func checkNoStreamGoroutines(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			for _, f := range streamFrames {
+				if strings.Contains(g, f) {
+					leaked = append(leaked, g)
+					break
+				}
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d goroutines of streaming sessions outlive the Front:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func readFile(t *testing.T, path string) string {
