@@ -228,6 +228,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		if err != nil {
 			return nil, fmt.Errorf("gateway: listen http: %w", err)
 		}
+		if tlsCfg != nil {
+			// With tls: the http listener speaks HTTPS only (tokens cross
+			// it; kubectl sends credentials only to https servers).
+			// HTTP/1.1 only: upgrades (exec, WebSocket) need it.
+			hc := tlsCfg.Clone()
+			hc.NextProtos = []string{"http/1.1"}
+			gw.httpLn = tls.NewListener(gw.httpLn, hc)
+		}
 		gw.httpSrv = &http.Server{Handler: gw.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		gw.wg.Add(1)
 		go func() {

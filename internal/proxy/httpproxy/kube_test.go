@@ -1,0 +1,286 @@
+package httpproxy_test
+
+// Kubernetes through warden, with a real kube-apiserver and etcd on
+// loopback (internal/kubetest; `make kube-apiserver` builds the binary
+// once) and the real kubectl. These tests need the cluster and say so:
+// without the binary they fail with the command that builds it.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/config"
+	"github.com/warden-gateway/warden/internal/gateway"
+	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/identity/identitytest"
+	"github.com/warden-gateway/warden/internal/kubetest"
+	"github.com/warden-gateway/warden/internal/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+type kubeFixture struct {
+	c       *kubetest.Cluster
+	gw      *gateway.Gateway
+	iss     *identitytest.Issuer
+	base    string // https://127.0.0.1:port/t/cluster
+	client  *http.Client
+	agentKC string // kubeconfig of agent-1 (group agents) through warden
+
+	staging, prod string // this test's namespaces
+}
+
+const (
+	clearSecret  = "hunter2-very-secret"
+	clearSecret2 = "s3cond-secret-value"
+)
+
+func startKube(t *testing.T) *kubeFixture {
+	t.Helper()
+	c := kubetest.Shared(t)
+	// Each test gets its own namespaces.
+	suffix := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]`).ReplaceAllString(t.Name(), ""))
+	if len(suffix) > 30 {
+		suffix = suffix[len(suffix)-30:]
+	}
+	staging, prod := "staging-"+suffix, "prod-"+suffix
+	c.Apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: { name: %[1]s }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: %[2]s }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: web, namespace: %[1]s }
+spec: { containers: [{ name: app, image: nginx }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: db, namespace: %[2]s }
+spec: { containers: [{ name: app, image: postgres }] }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: api-key, namespace: %[1]s }
+stringData: { token: %[3]s }
+`, staging, prod, clearSecret))
+
+	iss := identitytest.NewIssuer(t)
+	dir := t.TempDir()
+	cert, key := c.ServingCert(t, "127.0.0.1")
+	yaml := fmt.Sprintf(`
+listen: { http: 127.0.0.1:0 }
+tls: { cert: %s, key: %s }
+store: sqlite://audit.db
+identity:
+  oidc: [{ issuer: %s, audience: warden }]
+admins: '"sre" in groups'
+reviews: { wait: 1s }
+targets:
+  - name: cluster
+    type: kubernetes
+    url: %s
+    ca_file: %s
+    token_file: %s
+policies:
+  - name: agents
+    when: '"agents" in groups'
+    allow:
+      - target: cluster
+        kubernetes:
+          - { namespaces: [%[7]s], resources: [pods, pods/log, secrets], verbs: [get, list, watch] }
+          - { namespaces: [%[7]s], resources: [pods], verbs: [delete] }
+    review:
+      - target: cluster
+        kubernetes: [{ namespaces: [%[7]s], resources: [pods], verbs: [delete, exec] }]
+`, cert, key, iss.URL, c.URL, c.CAFile, c.WardenTokenFile, staging)
+	path := filepath.Join(dir, "warden.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(context.Background(), cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	base := "https://" + gw.HTTPAddr().String() + "/t/cluster"
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.CAPEM)
+	f := &kubeFixture{c: c, gw: gw, iss: iss, base: base,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	tok := iss.Token(t, "agent-1", map[string]any{"groups": []string{"agents"}}, 10*time.Minute)
+	f.agentKC = c.WriteKubeconfig(t, base, tok)
+	f.staging, f.prod = staging, prod
+	return f
+}
+
+func (f *kubeFixture) kubectl(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	return kubetest.Kubectl(t, f.agentKC, nil, args...)
+}
+
+func TestKubectlThroughWarden(t *testing.T) {
+	f := startKube(t)
+	staging, prod := f.staging, f.prod
+
+	// Allowed: pods in staging.
+	out, errOut, err := f.kubectl(t, "get", "pods", "-n", staging, "-o", "name")
+	if err != nil || !strings.Contains(out, "pod/web") {
+		t.Fatalf("get pods -n staging: %v\n%s\n%s", err, out, errOut)
+	}
+	// Refused: pods in prod, and across all namespaces; kubectl prints
+	// warden's Status message, which names the rule.
+	for _, args := range [][]string{{"get", "pods", "-n", prod}, {"get", "pods", "-A"}} {
+		out, errOut, err = f.kubectl(t, args...)
+		if err == nil || !strings.Contains(errOut, "warden: permission denied") || !strings.Contains(errOut, "default deny") {
+			t.Errorf("kubectl %v: want a refusal naming the rule, got %v\n%s\n%s", args, err, out, errOut)
+		}
+	}
+	// Secrets: readable in staging, values masked in -o yaml.
+	out, errOut, err = f.kubectl(t, "get", "secret", "api-key", "-n", staging, "-o", "yaml")
+	if err != nil {
+		t.Fatalf("get secret: %v\n%s", err, errOut)
+	}
+	assertNoSecret(t, "get secret -o yaml", out, clearSecret)
+	if !strings.Contains(out, "token:") || !strings.Contains(out, "name: api-key") {
+		t.Errorf("masked secret lost its shape:\n%s", out)
+	}
+	out, _, err = f.kubectl(t, "get", "secrets", "-n", staging, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecret(t, "get secrets -o json", out, clearSecret)
+	// The admin, straight to the API server, sees the clear value: the
+	// masking is warden's, not missing data.
+	adminOut, _, err := f.c.Kubectl(t, "get", "secret", "api-key", "-n", staging, "-o", "jsonpath={.data.token}")
+	if err != nil || adminOut != base64.StdEncoding.EncodeToString([]byte(clearSecret)) {
+		t.Fatalf("admin view of the secret: %q %v", adminOut, err)
+	}
+	// Audit: every request is a record with the verb and resource.
+	evs, err := f.gw.Store.Query(context.Background(), store.Query{Subject: "agent-1", Target: "cluster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, e := range evs {
+		if e.Kind == "statement" {
+			seen = append(seen, e.Decision+" "+e.Fingerprint)
+		}
+	}
+	all := strings.Join(seen, "\n")
+	for _, want := range []string{
+		`allow list pods in namespace "` + staging + `"`,
+		`deny list pods in namespace "` + prod + `"`,
+		`deny list pods (cluster-wide)`,
+		`allow get secrets "api-key" in namespace "` + staging + `"`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("audit lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func assertNoSecret(t *testing.T, what, out string, clear ...string) {
+	t.Helper()
+	for _, c := range clear {
+		for _, form := range []string{c, base64.StdEncoding.EncodeToString([]byte(c))} {
+			if strings.Contains(out, form) {
+				t.Errorf("%s: the clear secret value (%q) is in the output:\n%s", what, form, out)
+			}
+		}
+	}
+}
+
+func TestKubeWatchMaskedAndLegacyPath(t *testing.T) {
+	f := startKube(t)
+	staging, prod := f.staging, f.prod
+
+	// kubectl's watch of secrets: events stream through warden masked,
+	// including one created while the watch runs.
+	cmd := kubetest.KubectlCmd(t, f.agentKC, "get", "secrets", "-n", staging, "-w", "-o", "yaml", "--request-timeout=6s")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	f.c.Apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: { name: second, namespace: %s }\nstringData: { password: %s }\n", staging, clearSecret2))
+	cmd.Wait() // ends at --request-timeout
+	out := stdout.String()
+	if !strings.Contains(out, "name: second") || !strings.Contains(out, "name: api-key") {
+		t.Fatalf("watch output lacks the secrets:\n%s\n%s", out, stderr.String())
+	}
+	assertNoSecret(t, "get secrets -w", out, clearSecret, clearSecret2)
+
+	// The legacy watch path is decided as a watch of that namespace.
+	tok := f.iss.Token(t, "agent-1", map[string]any{"groups": []string{"agents"}}, 10*time.Minute)
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", f.base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := f.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/api/v1/watch/namespaces/" + prod + "/pods"); code != 403 || !strings.Contains(body, `"kind":"Status"`) {
+		t.Errorf("legacy watch of prod pods: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/watch/namespaces/" + staging + "/secrets?timeoutSeconds=1"); code != 200 || !strings.Contains(body, "api-key") {
+		t.Errorf("legacy watch of staging secrets: %d %s", code, body)
+	} else {
+		assertNoSecret(t, "legacy watch", body, clearSecret, clearSecret2)
+	}
+	if code, _ := get("/api/v1/watch/pods"); code != 403 {
+		t.Errorf("cluster-wide legacy watch: %d", code)
+	}
+	if code, body := get("/no/such/api"); code != 403 || !strings.Contains(body, "unknown Kubernetes API path") {
+		t.Errorf("unknown path: %d %s", code, body)
+	}
+}
+
+func TestKubectlDeleteHeldForApproval(t *testing.T) {
+	f := startKube(t)
+	staging := f.staging
+	_, errOut, err := f.kubectl(t, "delete", "pod", "web", "-n", staging, "--wait=false")
+	m := regexp.MustCompile(`review ([0-9a-zA-Z_-]+) is pending`).FindStringSubmatch(errOut)
+	if err == nil || m == nil {
+		t.Fatalf("delete must be held: %v\n%s", err, errOut)
+	}
+	// Still there.
+	if out, _, err := f.c.Kubectl(t, "get", "pod", "web", "-n", staging, "-o", "name"); err != nil || !strings.Contains(out, "pod/web") {
+		t.Fatalf("held delete ran: %v %s", err, out)
+	}
+	approver := &identity.Principal{Subject: "sre-1", Issuer: f.iss.URL, Groups: []string{"sre"}}
+	if _, err := f.gw.Reviews.Approve(context.Background(), m[1], approver, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := f.kubectl(t, "delete", "pod", "web", "-n", staging, "--wait=false")
+	if err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("approved delete: %v\n%s\n%s", err, out, errOut)
+	}
+	if _, errOut, err := f.c.Kubectl(t, "get", "pod", "web", "-n", staging); err == nil || !strings.Contains(errOut, "NotFound") {
+		t.Errorf("pod still there after the approved delete: %v %s", err, errOut)
+	}
+}
