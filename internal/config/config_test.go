@@ -314,7 +314,8 @@ func TestErrors(t *testing.T) {
 			replace("policies:\n", "  - { name: prod-db, type: postgres, address: 'h:1', database: d, user: u }\npolicies:\n"),
 			[]string{`warden.yaml:14: targets[1].name: duplicate target name "prod-db" (also targets[0])`}},
 		{"postgres keys on an http target", replace("    type: postgres\n", "    type: http\n"),
-			[]string{"warden.yaml:10: targets[0].address: only postgres targets have address",
+			[]string{"warden.yaml:9: targets[0].type: http targets are served on the http listener: set listen.http",
+				"warden.yaml:10: targets[0].address: only postgres targets have address",
 				"warden.yaml:11: targets[0].database: only postgres targets have database",
 				"warden.yaml:12: targets[0].user: only postgres targets have user",
 				"warden.yaml:13: targets[0].password: only postgres targets have password",
@@ -703,5 +704,57 @@ func TestMaskNamesAgreeWithPackageMask(t *testing.T) {
 		if !detectorNameRe.MatchString(n) {
 			t.Errorf("built-in detector %q does not have the shape custom names must have", n)
 		}
+	}
+}
+
+func TestHTTPAndKubernetesErrors(t *testing.T) {
+	head := `listen: { http: 127.0.0.1:8080 }
+identity: { oidc: [{ issuer: https://idp.example.com, audience: warden }] }
+targets:
+  - { name: billing, type: http, url: "http://127.0.0.1:9000" }
+  - { name: cluster, type: kubernetes, url: "https://127.0.0.1:6443", token_file: t, headers: { Authorization: x } }
+policies:
+  - name: p
+`
+	cases := []struct {
+		name, body string
+		want       []string
+	}{
+		{"credential twice", "", []string{"warden.yaml:5: targets[1]: give the upstream credential once: headers.Authorization, basic_auth and token_file each set the Authorization header"}},
+		{"sql on http", "    allow: [{ target: billing, sql: { select: [t] } }]\n",
+			[]string{`warden.yaml:8: policies[0].allow[0].sql: target "billing" is an http target: sql rules apply to postgres targets`}},
+		{"kubernetes rule on http", "    deny: [{ target: billing, kubernetes: [{ resources: [pods], verbs: [get] }] }]\n",
+			[]string{`warden.yaml:8: policies[0].deny[0]: a deny rule must name something to deny (http: [{methods: [DELETE], paths: [/v1/**]}])`,
+				`warden.yaml:8: policies[0].deny[0].kubernetes: target "billing" is an http target: kubernetes rules apply to kubernetes targets`}},
+		{"bad method and path", "    allow: [{ target: billing, http: [{ methods: [get], paths: [v1/x, /a**] }] }]\n",
+			[]string{`warden.yaml:8: policies[0].allow[0].http[0].methods[0]: "get" is not an upper-case HTTP method (GET, POST, ...) or *`,
+				`warden.yaml:8: policies[0].allow[0].http[0].paths[0]: invalid path glob "v1/x": must start with /`,
+				`warden.yaml:8: policies[0].allow[0].http[0].paths[1]: invalid path glob "/a**": "**" must be a whole segment ("/v1/**", not "/v1/a**")`}},
+		{"kube rule needs verbs", "    allow: [{ target: cluster, kubernetes: [{ resources: [pods], verbs: [fly] }, { verbs: [get] }] }]\n",
+			[]string{`warden.yaml:8: policies[0].allow[0].kubernetes[0].verbs[0]: unknown verb "fly" (want one of get, list, watch, create, update, patch, delete, deletecollection, proxy, exec, attach, port-forward, *)`,
+				`warden.yaml:8: policies[0].allow[0].kubernetes[1].resources: required (e.g. [pods], ["*"])`}},
+		{"mask columns on http", "    mask: [{ target: billing, columns: [t.c] }]\n",
+			[]string{`warden.yaml:8: policies[0].mask[0]: a mask rule must name fields or detectors to mask`,
+				`warden.yaml:8: policies[0].mask[0].columns: columns apply to postgres targets; target "billing" is an http target (use fields)`}},
+		{"mask on kubernetes", "    mask: [{ target: cluster, detectors: [email] }]\n",
+			[]string{`warden.yaml:8: policies[0].mask[0].target: target "cluster" is a kubernetes target: Secret values are masked there without mask rules (reveal them with reveal_secret_data)`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			y := head
+			if c.name != "credential twice" {
+				y = strings.Replace(head, ", headers: { Authorization: x }", "", 1)
+			}
+			_, err := Parse([]byte(y+c.body), "warden.yaml")
+			var got []string
+			if err != nil {
+				for _, e := range strings.Split(err.Error(), "\n") {
+					got = append(got, e)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("errors:\n got %q\nwant %q", got, c.want)
+			}
+		})
 	}
 }

@@ -232,7 +232,18 @@ func (c *Config) validate() []error {
 func (v *validator) listen() {
 	l := v.c.Listen
 	pgLoopback := v.hostPort("listen.postgres", l.Postgres)
-	v.hostPort("listen.http", l.HTTP)
+	httpLoopback := v.hostPort("listen.http", l.HTTP)
+	// Agents send their bearer tokens to the http listener for http and
+	// kubernetes targets (and admins theirs to the admin API).
+	if l.HTTP != "" && !httpLoopback && v.c.TLS == nil {
+		v.errorf("listen.http", "%s is not a loopback address, so a tls: block is required (clients send their token in the Authorization header)", l.HTTP)
+	}
+	for i, t := range v.c.Targets {
+		if (t.Type == "http" || t.Type == "kubernetes") && l.HTTP == "" {
+			v.errorf(fmt.Sprintf("targets[%d].type", i), "%s targets are served on the http listener: set listen.http", t.Type)
+			break
+		}
+	}
 	// Clients send their access token as the PostgreSQL password; off
 	// loopback it must not cross the network in clear text.
 	if l.Postgres != "" && !pgLoopback && v.c.TLS == nil {
