@@ -37,14 +37,15 @@ import (
 //     WebSocket v4; each forwarded connection gets a banner line and an
 //     echo of what it sends, or is spliced to a loopback address set with
 //     ForwardPort.
-//   - log returns three fixed lines.
+//   - log returns three fixed lines and ends, also with follow=true.
 //
 // Before answering, the Front asks the apiserver, with the caller's own
 // Authorization header, whether the caller may do it (a
 // SelfSubjectAccessReview for create pods/exec and so on) and reads the Pod
 // (so a missing Pod or container is refused as the apiserver would), so a
 // wrong or under-privileged upstream credential fails here as it would
-// against a real cluster.
+// against a real cluster. (The Forbidden message says "the caller", not
+// the user name the apiserver would print.)
 type Front struct {
 	URL    string // https://127.0.0.1:<port>
 	CAFile string // the Cluster's CA, which signed the Front's certificate
