@@ -2,11 +2,11 @@ package httpproxy_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -363,9 +363,6 @@ func TestReviewThenRetryOnce(t *testing.T) {
 func TestStreamingAndWebSocket(t *testing.T) {
 	f := start(t)
 	tok := f.token(t, "agent-1", "agents")
-	// Server-sent events are relayed as they come (not under a JSON mask:
-	// the mask rule refuses non-JSON, so stream from an unmasked subject).
-	_ = tok
 	d := websocket.Dialer{}
 	hdr := http.Header{"Authorization": {"Bearer " + tok}}
 	c, resp, err := d.Dial("ws://"+f.gw.HTTPAddr().String()+"/t/billing/v1/ws", hdr)
@@ -421,5 +418,81 @@ func TestAuditOfRequests(t *testing.T) {
 			t.Errorf("result without bytes: %+v", e)
 		}
 	}
-	_ = net.JoinHostPort
+}
+
+// startGateway runs warden with the given targets and policies (YAML
+// fragments) and returns its base URL.
+func startGateway(t *testing.T, iss *identitytest.Issuer, targets, policies string) (*gateway.Gateway, string) {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf("listen: { http: 127.0.0.1:0 }\nstore: sqlite://audit.db\nidentity:\n  oidc: [{ issuer: %s, audience: warden }]\ntargets:\n%spolicies:\n%s",
+		iss.URL, targets, policies)
+	path := filepath.Join(dir, "warden.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(context.Background(), cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	return gw, "http://" + gw.HTTPAddr().String()
+}
+
+// An upstream that demands a client certificate and basic auth gets both
+// from warden's target configuration; server-sent events stream through
+// unbuffered.
+func TestUpstreamMTLSBasicAuthAndStreaming(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	var gotUser, gotPwd, gotCN string
+	var mu sync.Mutex
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotUser, gotPwd, _ = r.BasicAuth()
+		if len(r.TLS.PeerCertificates) > 0 {
+			gotCN = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: tick %d\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}))
+	dir := t.TempDir()
+	caFile, caKey, err := devtlsCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverCert, clientCert, clientKey := issuePair(t, dir, caFile, caKey)
+	pool := certPool(t, caFile)
+	up.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	up.StartTLS()
+	t.Cleanup(up.Close)
+
+	targets := fmt.Sprintf(`  - name: events
+    type: http
+    url: %s
+    ca_file: %s
+    cert_file: %s
+    key_file: %s
+    basic_auth: { username: svc, password: "s3cret" }
+`, up.URL, caFile, clientCert, clientKey)
+	policies := "  - name: all\n    allow: [{ target: events, http: [{ methods: [GET] }] }]\n"
+	_, base := startGateway(t, iss, targets, policies)
+	tok := iss.Token(t, "agent-1", nil, 10*time.Minute)
+	code, body := curl(t, "-N", "-H", "Authorization: Bearer "+tok, base+"/t/events/stream")
+	if code != 200 || strings.Count(body, "data: tick") != 3 {
+		t.Fatalf("stream: %d %q", code, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gotUser != "svc" || gotPwd != "s3cret" || gotCN != "warden-client" {
+		t.Errorf("upstream saw user %q password %q client cert %q", gotUser, gotPwd, gotCN)
+	}
 }
