@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,8 +49,20 @@ const (
 )
 
 func startKube(t *testing.T) *kubeFixture {
+	return startKubeVia(t, false)
+}
+
+// startKubeVia starts warden for a kubernetes target: the API server
+// itself, or (front) kubetest's Front, which serves exec, attach and
+// port-forward as a kubelet would.
+func startKubeVia(t *testing.T, front bool) *kubeFixture {
 	t.Helper()
 	c := kubetest.Shared(t)
+	upstreamURL, upstreamCA := c.URL, c.CAFile
+	if front {
+		fr := kubetest.StartFront(t, c)
+		upstreamURL, upstreamCA = fr.URL, fr.CAFile
+	}
 	// Each test gets its own namespaces.
 	suffix := strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]`).ReplaceAllString(t.Name(), ""))
 	if len(suffix) > 30 {
@@ -72,6 +85,11 @@ spec: { containers: [{ name: app, image: nginx }] }
 apiVersion: v1
 kind: Pod
 metadata: { name: db, namespace: %[2]s }
+spec: { containers: [{ name: app, image: postgres }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: db, namespace: %[1]s }
 spec: { containers: [{ name: app, image: postgres }] }
 ---
 apiVersion: v1
@@ -104,11 +122,13 @@ policies:
       - target: cluster
         kubernetes:
           - { namespaces: [%[7]s], resources: [pods, pods/log, secrets], verbs: [get, list, watch] }
-          - { namespaces: [%[7]s], resources: [pods], verbs: [delete] }
+          - { namespaces: [%[7]s], resources: [pods], verbs: [delete, exec, port-forward] }
     review:
       - target: cluster
-        kubernetes: [{ namespaces: [%[7]s], resources: [pods], verbs: [delete, exec] }]
-`, cert, key, iss.URL, c.URL, c.CAFile, c.WardenTokenFile, staging)
+        kubernetes:
+          - { namespaces: [%[7]s], resources: [pods], verbs: [delete] }
+          - { namespaces: [%[7]s], resources: [pods], verbs: [exec], names: [db] }
+`, cert, key, iss.URL, upstreamURL, upstreamCA, c.WardenTokenFile, staging)
 	path := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -282,5 +302,101 @@ func TestKubectlDeleteHeldForApproval(t *testing.T) {
 	}
 	if _, errOut, err := f.c.Kubectl(t, "get", "pod", "web", "-n", staging); err == nil || !strings.Contains(errOut, "NotFound") {
 		t.Errorf("pod still there after the approved delete: %v %s", err, errOut)
+	}
+}
+
+func TestKubectlExecAndPortForward(t *testing.T) {
+	f := startKubeVia(t, true)
+	staging, prod := f.staging, f.prod
+	for _, ws := range []string{"true", "false"} { // WebSocket (kubectl's default), then SPDY
+		env := "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + ws
+		cmd := kubetest.KubectlCmd(t, f.agentKC, "exec", "web", "-n", staging, "--", "echo", "hello", "from", ws)
+		cmd.Env = append(cmd.Env, env)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "hello from "+ws {
+			t.Fatalf("exec (%s): %v\n%s", env, err, out)
+		}
+	}
+	// Refused in another namespace: nothing reaches the backend.
+	_, errOut, err := f.kubectl(t, "exec", "db", "-n", prod, "--", "echo", "x")
+	if err == nil || !strings.Contains(errOut, "warden: permission denied") {
+		t.Errorf("exec in prod: %v %s", err, errOut)
+	}
+	// exec into db is held; approved, the identical command runs once.
+	_, errOut, err = f.kubectl(t, "exec", "db", "-n", staging, "--", "echo", "approved")
+	m := regexp.MustCompile(`review ([0-9a-zA-Z_-]+) is pending`).FindStringSubmatch(errOut)
+	if err == nil || m == nil {
+		t.Fatalf("exec into db must be held: %v %s", err, errOut)
+	}
+	approver := &identity.Principal{Subject: "sre-1", Issuer: f.iss.URL, Groups: []string{"sre"}}
+	if _, err := f.gw.Reviews.Approve(context.Background(), m[1], approver, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := f.kubectl(t, "exec", "db", "-n", staging, "--", "echo", "approved")
+	if err != nil || strings.TrimSpace(out) != "approved" {
+		t.Fatalf("approved exec: %v %q %s", err, out, errOut)
+	}
+	if _, errOut, err = f.kubectl(t, "exec", "db", "-n", staging, "--", "echo", "approved"); err == nil {
+		t.Errorf("an approval must run once; the second exec ran: %s", errOut)
+	}
+
+	// port-forward: a byte stream through warden.
+	f.c.MarkPodRunning(t, staging, "web")
+	cmd := kubetest.KubectlCmd(t, f.agentKC, "port-forward", "-n", staging, "pod/web", ":8080")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 256)
+		n, _ := stdout.Read(b)
+		line <- string(b[:n])
+	}()
+	var local string
+	select {
+	case l := <-line:
+		mm := regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindStringSubmatch(l)
+		if mm == nil {
+			t.Fatalf("port-forward said %q", l)
+		}
+		local = "127.0.0.1:" + mm[1]
+	case <-time.After(30 * time.Second):
+		t.Fatalf("port-forward did not start: %s", stderr.String())
+	}
+	conn, err := net.DialTimeout("tcp", local, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn.Write([]byte("ping\n"))
+	got := make([]byte, 0, 256)
+	buf := make([]byte, 256)
+	for !strings.Contains(string(got), "ping") {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("port-forward stream: %v (got %q) %s", err, got, stderr.String())
+		}
+		got = append(got, buf[:n]...)
+	}
+
+	// The audit names the commands and the port.
+	evs, err := f.gw.Store.Query(context.Background(), store.Query{Subject: "agent-1", Target: "cluster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&all, "%s %s %s\n", e.Kind, e.Decision, e.Fingerprint)
+	}
+	for _, want := range []string{`allow create pods/exec "web"`, `command=["echo","hello","from","true"]`, `deny get pods "db" in namespace "` + prod,
+		`review create pods/exec "db"`, `command=["echo","approved"]`, `pods/portforward "web"`} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("audit lacks %q:\n%s", want, all.String())
+		}
 	}
 }

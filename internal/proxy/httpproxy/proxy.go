@@ -337,6 +337,12 @@ func (x *exchange) parse(r *http.Request) error {
 		return fmt.Errorf("unknown Kubernetes API path %s: %v", path, err)
 	}
 	x.ri = ri
+	if _, ok := kube.Stream(ri, x.query); ok {
+		// exec, attach and port-forward are one request whether the
+		// client opens them with a WebSocket GET or a SPDY POST (kubectl
+		// tries one, then the other): one audit text, one review.
+		x.text = "POST" + strings.TrimPrefix(x.text, r.Method)
+	}
 	x.kr = &policy.KubeRequest{
 		IsResourceRequest: ri.IsResourceRequest, Path: ri.Path, Verb: ri.Verb, APIGroup: ri.APIGroup,
 		Namespace: ri.Namespace, Resource: ri.Resource, Subresource: ri.Subresource, Name: ri.Name,
@@ -499,6 +505,9 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request) *review.Review {
 	kind := strings.ToLower(r.Method)
 	if x.kr != nil {
 		kind = x.kr.Verb
+		if st, ok := kube.Stream(x.ri, x.query); ok {
+			kind = st.Kind
+		}
 	}
 	req := review.Request{
 		Principal: x.principal, SessionID: x.sessionID, Protocol: x.protocol(), Target: x.name,
