@@ -516,7 +516,10 @@ func parseKubeResourceVerb(cmd, verb string, args []string, rule nameRule) (*pol
 		case name == "" && (f.all || selector):
 			r.Verb = "deletecollection"
 		case name == "":
-			return nil, fmt.Errorf("%s: give a name, or --all (or -l) for a deletecollection", cmd)
+			// "delete pods -n staging" (DESIGN's example): may this
+			// identity delete pods there at all? Decided as a delete of
+			// an unnamed pod, which a rule with names never matches.
+			r.Verb = "delete"
 		}
 	case requireName, requireNameThenPairs:
 		if name == "" {

@@ -75,6 +75,7 @@ func TestParseKubeCommand(t *testing.T) {
 		{"delete pods web -n x", res("delete", "", "pods", "", "x", "web")},
 		{"delete pod/web", res("delete", "", "pods", "", "default", "web")},
 		{"delete pods --all -n x", res("deletecollection", "", "pods", "", "x", "")},
+		{"delete pods -n x", res("delete", "", "pods", "", "x", "")}, // DESIGN's explain example: any pod
 		{"delete pods -l app=web -n x", res("deletecollection", "", "pods", "", "x", "")},
 		{"delete pods --all -A", res("deletecollection", "", "pods", "", "", "")},
 		{"delete ns staging", res("delete", "", "namespaces", "", "", "staging")},
@@ -141,7 +142,6 @@ func TestParseKubeCommandErrors(t *testing.T) {
 		{"get pods --frobnicate", "unknown flag: --frobnicate"},
 		{"--context prod get pods", "flag --context before the command"},
 		{"get pod/", `"pod/" names no object`},
-		{"delete pods -n x", "give a name, or --all"},
 		{"delete pod web --all", "not both"},
 		{"delete -f app.yaml", "-f/-k reads the objects from files"},
 		{"create -f app.yaml", "-f/-k reads the objects from files"},
