@@ -50,6 +50,9 @@ func (s *SQLite) Export(ctx context.Context, w io.Writer, q Query) (n int64, err
 		q.SessionID != "" || q.Text != "" || q.Newest {
 		return 0, fmt.Errorf("store: export: %w", errExportFilter)
 	}
+	if err := s.waitIndexed(ctx); err != nil {
+		return 0, fmt.Errorf("store: export: %w", err)
+	}
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, fmt.Errorf("store: export: begin: %w", err)

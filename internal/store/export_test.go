@@ -214,7 +214,7 @@ func TestExportAfterPrune(t *testing.T) {
 func TestExportShowsTampering(t *testing.T) {
 	s := openTest(t, Options{})
 	recordAt(t, s, seconds(8)...)
-	if _, err := rawDB(t, s.Path()).Exec(`UPDATE audit_events SET decision = 'allow', request = 'SELECT 1' WHERE id = 5`); err != nil {
+	if _, err := indexedDB(t, s).Exec(`UPDATE audit_events SET decision = 'allow', request = 'SELECT 1' WHERE id = 5`); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -226,7 +226,7 @@ func TestExportShowsTampering(t *testing.T) {
 		t.Fatalf("VerifyLines = (%d, %d, %v), want (4, 5, chain error)", checked, bad, err)
 	}
 	// A row edited into something undecodable stops the export.
-	if _, err := rawDB(t, s.Path()).Exec(`UPDATE audit_events SET groups = 'x' WHERE id = 3`); err != nil {
+	if _, err := indexedDB(t, s).Exec(`UPDATE audit_events SET groups = 'x' WHERE id = 3`); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.Export(context.Background(), &bytes.Buffer{}, Query{}); !errors.Is(err, audit.ErrChainBroken) || n != 2 {

@@ -121,8 +121,8 @@ func (s *SQLite) Prune(ctx context.Context, before time.Time) (deleted int64, er
 
 // prune deletes at most limit records (0: no limit); see Prune.
 func (s *SQLite) prune(ctx context.Context, before time.Time, limit int64) (deleted int64, err error) {
-	err = s.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		n, err := pruneTx(ctx, tx, before, limit)
+	err = s.doChain(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		n, err := s.pruneTx(ctx, tx, before, limit)
 		deleted = n
 		return err
 	})
@@ -132,7 +132,7 @@ func (s *SQLite) prune(ctx context.Context, before time.Time, limit int64) (dele
 	return deleted, nil
 }
 
-func pruneTx(ctx context.Context, tx *sql.Tx, before time.Time, limit int64) (int64, error) {
+func (s *SQLite) pruneTx(ctx context.Context, tx *sql.Tx, before time.Time, limit int64) (int64, error) {
 	start, err := readAnchor(ctx, tx)
 	if err != nil {
 		return 0, err

@@ -72,7 +72,7 @@ func TestPrune(t *testing.T) {
 			if err != nil || deleted != tt.deleted {
 				t.Fatalf("prune = (%d, %v), want (%d, nil)", deleted, err, tt.deleted)
 			}
-			ids := storedIDs(t, rawDB(t, s.Path()))
+			ids := storedIDs(t, indexedDB(t, s))
 			a := storedAnchor(t, s)
 			if tt.deleted == 0 {
 				if len(ids) != n || a.present {
@@ -137,14 +137,14 @@ func TestPruneAll(t *testing.T) {
 	}
 	// The prune record is newer than the bound but was written after the
 	// deletion, so it stays: a chain is never left without its attestation.
-	if ids := storedIDs(t, rawDB(t, s.Path())); !slices.Equal(ids, []int64{4}) {
+	if ids := storedIDs(t, indexedDB(t, s)); !slices.Equal(ids, []int64{4}) {
 		t.Fatalf("ids = %v", ids)
 	}
 	mustVerify(t, s, 1)
 	if n, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("second Prune = (%d, %v), want 1 (the first prune record)", n, err)
 	}
-	if ids := storedIDs(t, rawDB(t, s.Path())); !slices.Equal(ids, []int64{5}) {
+	if ids := storedIDs(t, indexedDB(t, s)); !slices.Equal(ids, []int64{5}) {
 		t.Fatalf("ids = %v", ids)
 	}
 	mustVerify(t, s, 1)
@@ -196,7 +196,7 @@ func TestVerifyAfterPrune(t *testing.T) {
 				mustVerify(t, s, n-pruned+1)
 				return
 			}
-			if _, err := rawDB(t, s.Path()).Exec(tt.sql); err != nil {
+			if _, err := indexedDB(t, s).Exec(tt.sql); err != nil {
 				t.Fatal(err)
 			}
 			checked, bad, err := s.Verify(ctx)
@@ -230,7 +230,7 @@ func TestPruneRefusesBrokenChain(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openTest(t, Options{})
 			recordAt(t, s, seconds(n)...)
-			db := rawDB(t, s.Path())
+			db := indexedDB(t, s)
 			if _, err := db.Exec(tt.sql); err != nil {
 				t.Fatal(err)
 			}
@@ -266,7 +266,7 @@ func TestPruneKindReserved(t *testing.T) {
 	if err := s.Submit(ev).Wait(); err == nil {
 		t.Fatal("Submit accepted a prune record")
 	}
-	if ids := storedIDs(t, rawDB(t, s.Path())); len(ids) != 0 {
+	if ids := storedIDs(t, indexedDB(t, s)); len(ids) != 0 {
 		t.Fatalf("stored %v", ids)
 	}
 }

@@ -66,6 +66,9 @@ type link struct {
 // Query returns the events matching q, in id order (descending if
 // q.Newest). It reads from a snapshot and never blocks the writer.
 func (s *SQLite) Query(ctx context.Context, q Query) ([]audit.Event, error) {
+	if err := s.waitIndexed(ctx); err != nil {
+		return nil, fmt.Errorf("store: query: %w", err)
+	}
 	var where []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -192,6 +195,9 @@ func scanEvent(rows *sql.Rows, ev *audit.Event, l *link) error {
 // other failure firstBad is 0 and err says what went wrong. A nil error
 // means the whole chain verified.
 func (s *SQLite) Verify(ctx context.Context) (checked, firstBad int64, err error) {
+	if err := s.waitIndexed(ctx); err != nil {
+		return 0, 0, fmt.Errorf("store: verify: %w", err)
+	}
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: verify: begin: %w", err)

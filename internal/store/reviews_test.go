@@ -149,7 +149,7 @@ func TestReviewRoundTrip(t *testing.T) {
 	// Unset times are NULL, set ones UTC text in timeLayout.
 	var decided sql.NullString
 	var created string
-	if err := rawDB(t, s.Path()).QueryRow(`SELECT decided_at, created_at FROM reviews WHERE id = 'rev-min'`).Scan(&decided, &created); err != nil {
+	if err := indexedDB(t, s).QueryRow(`SELECT decided_at, created_at FROM reviews WHERE id = 'rev-min'`).Scan(&decided, &created); err != nil {
 		t.Fatal(err)
 	}
 	if decided.Valid || created != "2025-06-07T08:00:00.000000000Z" {
@@ -417,7 +417,7 @@ func TestListReviews(t *testing.T) {
 func TestListReviewsLimitBounds(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := context.Background()
-	db := rawDB(t, s.Path())
+	db := indexedDB(t, s)
 	tx, err := db.Begin()
 	if err != nil {
 		t.Fatal(err)

@@ -72,6 +72,10 @@ type Options struct {
 	// store; it is meant for metrics. Prune and revocation transactions are
 	// not reported. Default nil.
 	OnCommit func(events int, elapsed time.Duration, err error)
+
+	// beforeAppend, if not nil (tests only), is called by the writer
+	// before each journal append: a test holds the writer with it.
+	beforeAppend func()
 }
 
 func (o *Options) setDefaults() {
@@ -109,12 +113,26 @@ type SQLite struct {
 	rdb *sql.DB // query_only pool for Query and Verify
 
 	queue      chan *request
-	jobs       chan *job     // unbuffered: a job is handed to the writer or not at all
-	ws         *writeStmts   // the writer's prepared statements; writer goroutine only
+	jobs       chan *job     // chain jobs (Prune), unbuffered: handed to the writer or not at all
 	closing    chan struct{} // closed by Close: stop accepting, drain, exit
 	writerDone chan struct{} // closed by the writer goroutine when it exits
 	closeOnce  sync.Once
 	closeErr   error
+
+	// jw is the audit journal, nil if another process owns it (a
+	// follower). The writer goroutine alone appends to it and owns the
+	// chain head (headID, headHash) and jbuf.
+	jw       *journal
+	headID   int64
+	headHash []byte
+	jbuf     []byte
+	// acked is the highest id acknowledged to a caller (or attested by a
+	// prune): what a reader must find in the index.
+	acked atomic.Int64
+
+	ix          *indexer
+	ins         *insertStmts  // the indexer's prepared statements; indexer goroutine only
+	indexerDone chan struct{} // closed by runIndexer when it exits
 
 	stopPruner context.CancelFunc // ends a prune in progress at Close
 	prunerDone chan struct{}      // closed by the pruner when it exits; nil without Retention
@@ -170,6 +188,9 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 	}
 	defer func() {
 		if err != nil {
+			if s.jw != nil {
+				s.jw.close()
+			}
 			s.closeDBs()
 		}
 	}()
@@ -221,9 +242,15 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 		return nil, fmt.Errorf("store: open sqlite: checkpointer: %w", err)
 	}
 	s.cdb.SetMaxOpenConns(1)
-	s.checkpointerDone = make(chan struct{})
 
+	if err := s.openJournal(ctx); err != nil {
+		return nil, err
+	}
+
+	s.checkpointerDone = make(chan struct{})
+	s.indexerDone = make(chan struct{})
 	go s.runWriter()
+	go s.runIndexer()
 	go s.runCheckpointer()
 	if opts.Retention > 0 {
 		var pctx context.Context
@@ -232,6 +259,44 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 		go s.runPruner(pctx)
 	}
 	return s, nil
+}
+
+// openJournal takes ownership of the audit journal, indexes what it holds
+// beyond the index (the tail a crash left unindexed) and starts a fresh
+// segment; or, if another process owns it, leaves s a follower. It sets
+// the writer's chain head and the indexer.
+func (s *SQLite) openJournal(ctx context.Context) error {
+	if err := s.wdb.QueryRowContext(ctx, selectHead).Scan(&s.headID, &s.headHash); err != nil {
+		return fmt.Errorf("store: open sqlite: read chain head: %w", err)
+	}
+	jw, err := openJournal(s.path, !s.opts.ProcessCrashOnly)
+	if errors.Is(err, errJournalBusy) {
+		s.log.Info("audit store opened read-only: another process owns its journal", "path", s.path)
+		s.ix = newIndexer(s.headID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: open sqlite: %w", err)
+	}
+	s.jw = jw
+	recs, maxSeq, err := jw.recover(s.headID, s.headHash)
+	if err != nil {
+		return fmt.Errorf("store: open sqlite: recover: %w", err)
+	}
+	if len(recs) > 0 {
+		if err := s.writeIndex(recs); err != nil {
+			return fmt.Errorf("store: open sqlite: recover: index %d journalled records: %w", len(recs), err)
+		}
+		last := recs[len(recs)-1]
+		s.headID, s.headHash = last.ev.ID, last.hash
+		s.log.Info("audit store: indexed the journal's tail after an unclean stop", "records", len(recs), "last_id", s.headID)
+	}
+	if err := jw.start(maxSeq); err != nil {
+		return fmt.Errorf("store: open sqlite: %w", err)
+	}
+	s.acked.Store(s.headID)
+	s.ix = newIndexer(s.headID)
+	return nil
 }
 
 // dsn builds the driver DSN for s.path. The path is passed as given (the
@@ -297,9 +362,11 @@ func (s *SQLite) checkPragmas(ctx context.Context) error {
 // Path returns the absolute path of the database file.
 func (s *SQLite) Path() string { return s.path }
 
-// Healthy returns nil if the last commit succeeded (or none has been
-// attempted yet), the last commit's error otherwise, and ErrClosed after
-// Close. A /readyz handler should report not-ready while it is non-nil.
+// Healthy returns nil if the last journal append succeeded (or none has
+// been attempted yet) and so did the last index write, the error of the
+// one that failed otherwise, and ErrClosed after Close. A /readyz handler
+// should report not-ready while it is non-nil: a failing journal refuses
+// requests, and a failing index would soon hold them up.
 func (s *SQLite) Healthy() error {
 	select {
 	case <-s.closing:
@@ -307,8 +374,12 @@ func (s *SQLite) Healthy() error {
 	default:
 	}
 	s.healthMu.Lock()
-	defer s.healthMu.Unlock()
-	return s.lastErr
+	err := s.lastErr
+	s.healthMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.ix.err()
 }
 
 func (s *SQLite) setHealth(err error) {
@@ -342,10 +413,13 @@ func (s *SQLite) Close() error {
 			<-s.prunerDone
 		}
 		<-s.writerDone
-		if s.checkpointerDone != nil {
-			<-s.checkpointerDone
+		<-s.indexerDone
+		<-s.checkpointerDone
+		var jerr error
+		if s.jw != nil {
+			jerr = s.jw.close()
 		}
-		s.closeErr = s.closeDBs()
+		s.closeErr = errors.Join(s.closeDBs(), jerr)
 	})
 	return s.closeErr
 }
@@ -394,7 +468,7 @@ func (s *SQLite) runCheckpointer() {
 			if _, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
 				s.log.Warn("audit store: checkpoint failed", "err", err)
 			}
-		case <-s.writerDone:
+		case <-s.indexerDone:
 			s.cdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 			return
 		}

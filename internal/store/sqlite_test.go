@@ -76,6 +76,46 @@ func rawDB(t testing.TB, path string) *sql.DB {
 	return db
 }
 
+// indexedDB is rawDB once the index holds every event s acknowledged.
+func indexedDB(t testing.TB, s *SQLite) *sql.DB {
+	t.Helper()
+	if err := s.waitIndexed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rawDB(t, s.Path())
+}
+
+// writerGate holds the writer before each journal append until opened:
+// pass gate.wait as Options.beforeAppend.
+type writerGate struct {
+	open    chan struct{}
+	entered chan struct{} // receives once each time the writer reaches the gate
+	once    sync.Once
+}
+
+func newWriterGate(t testing.TB) *writerGate {
+	g := &writerGate{open: make(chan struct{}), entered: make(chan struct{}, 1<<16)}
+	t.Cleanup(g.release)
+	return g
+}
+
+func (g *writerGate) wait() {
+	g.entered <- struct{}{}
+	<-g.open
+}
+
+func (g *writerGate) release() { g.once.Do(func() { close(g.open) }) }
+
+// failJournal makes every journal append of s fail with err until the
+// returned function is called.
+func failJournal(t testing.TB, s *SQLite, err error) (restore func()) {
+	t.Helper()
+	s.jw.fault.Store(&err)
+	restore = func() { s.jw.fault.Store(nil) }
+	t.Cleanup(restore)
+	return restore
+}
+
 func storedIDs(t testing.TB, db *sql.DB) []int64 {
 	t.Helper()
 	rows, err := db.Query(`SELECT id FROM audit_events ORDER BY id`)
@@ -128,7 +168,7 @@ func mustVerify(t testing.TB, s *SQLite, want int64) {
 
 func TestOpenSettings(t *testing.T) {
 	s := openTest(t, Options{})
-	db := rawDB(t, s.Path())
+	db := indexedDB(t, s)
 	var mode string
 	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
@@ -295,7 +335,7 @@ func TestRecordConcurrent(t *testing.T) {
 		all = append(all, got...)
 	}
 	slices.Sort(all)
-	stored := storedIDs(t, rawDB(t, s.Path()))
+	stored := storedIDs(t, indexedDB(t, s))
 	if !slices.Equal(all, stored) {
 		t.Fatalf("acknowledged ids differ from stored ids (%d vs %d)", len(all), len(stored))
 	}
@@ -355,7 +395,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				}
 			}
 			mustVerify(t, s, n)
-			if _, err := rawDB(t, s.Path()).Exec(tt.sql, tt.args...); err != nil {
+			if _, err := indexedDB(t, s).Exec(tt.sql, tt.args...); err != nil {
 				t.Fatal(err)
 			}
 			checked, bad, err := s.Verify(ctx)
@@ -385,7 +425,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		}
 		ev := evs[0]
 		ev.Request = "SELECT harmless"
-		db := rawDB(t, s.Path())
+		db := indexedDB(t, s)
 		var prev []byte
 		if err := db.QueryRow(`SELECT prev_hash FROM audit_events WHERE id = 7`).Scan(&prev); err != nil {
 			t.Fatal(err)
@@ -427,46 +467,81 @@ func lockDB(t testing.TB, path string) (release func()) {
 }
 
 func TestCommitFailureFailsClosed(t *testing.T) {
-	s := openTest(t, Options{BusyTimeout: 100 * time.Millisecond})
+	s := openTest(t, Options{})
 	ctx := context.Background()
 	if err := s.Record(ctx, testEvent(0)); err != nil {
 		t.Fatal(err)
 	}
 
-	release := lockDB(t, s.Path())
+	errDisk := errors.New("disk on fire")
+	restore := failJournal(t, s, errDisk)
 	ev := testEvent(1)
-	err := s.Record(ctx, ev)
-	var serr *sqlite.Error
-	if !errors.As(err, &serr) || serr.Code()&0xff != sqlite3.SQLITE_BUSY {
-		t.Fatalf("Record under a foreign lock = %v, want SQLITE_BUSY", err)
+	if err := s.Record(ctx, ev); !errors.Is(err, errDisk) {
+		t.Fatalf("Record with a failing journal = %v, want %v", err, errDisk)
 	}
 	if ev.ID != 0 {
 		t.Errorf("failed Record set ID %d", ev.ID)
 	}
-	if herr := s.Healthy(); herr == nil || !errors.As(herr, &serr) {
-		t.Fatalf("Healthy = %v after a failed commit", herr)
+	if herr := s.Healthy(); !errors.Is(herr, errDisk) {
+		t.Fatalf("Healthy = %v after a failed append", herr)
 	}
 	if st := s.Stats(); st.Failures != 1 || st.Events != 1 {
 		t.Fatalf("stats = %+v", st)
 	}
 
-	release()
+	restore()
 	if err := s.Record(ctx, testEvent(2)); err != nil {
-		t.Fatalf("Record after the lock is released: %v", err)
+		t.Fatalf("Record after the journal recovers: %v", err)
 	}
 	if err := s.Healthy(); err != nil {
 		t.Fatalf("Healthy = %v after a successful commit", err)
 	}
 	// The failed event left no trace and no gap in the chain.
-	if ids := storedIDs(t, rawDB(t, s.Path())); !slices.Equal(ids, []int64{1, 2}) {
+	if ids := storedIDs(t, indexedDB(t, s)); !slices.Equal(ids, []int64{1, 2}) {
 		t.Fatalf("ids = %v", ids)
 	}
 	mustVerify(t, s, 2)
 }
 
-func TestQueueFullWaitsForContext(t *testing.T) {
-	s := openTest(t, Options{QueueSize: 1, MaxBatch: 1, BusyTimeout: 30 * time.Second})
+// TestIndexFailureKeepsRecording: a foreign lock on the database stops the
+// index, not the audit: Record still acknowledges (the events are in the
+// journal), Healthy reports the index failure, readers wait, and once the
+// lock is gone the index catches up with every acknowledged event.
+func TestIndexFailureKeepsRecording(t *testing.T) {
+	s := openTest(t, Options{BusyTimeout: 20 * time.Millisecond})
+	ctx := context.Background()
+	if err := s.Record(ctx, testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
 	release := lockDB(t, s.Path())
+	for i := 1; i <= 10; i++ {
+		if err := s.Record(ctx, testEvent(i)); err != nil {
+			t.Fatalf("Record under a foreign lock on the index: %v", err)
+		}
+	}
+	var serr *sqlite.Error
+	waitFor(t, func() bool { return errors.As(s.Healthy(), &serr) })
+	if serr.Code()&0xff != sqlite3.SQLITE_BUSY {
+		t.Fatalf("Healthy = %v, want SQLITE_BUSY", s.Healthy())
+	}
+	qctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Query(qctx, Query{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Query while the index lags = %v, want to wait for it", err)
+	}
+	release()
+	evs, err := s.Query(ctx, Query{Limit: 100})
+	if err != nil || len(evs) != 11 {
+		t.Fatalf("Query after the lock = %d events, %v; want 11", len(evs), err)
+	}
+	waitFor(t, func() bool { return s.Healthy() == nil })
+	mustVerify(t, s, 11)
+}
+
+func TestQueueFullWaitsForContext(t *testing.T) {
+	gate := newWriterGate(t)
+	s := openTest(t, Options{QueueSize: 1, MaxBatch: 1, beforeAppend: gate.wait})
+	release := gate.release
 
 	// Two events: one held by the blocked writer, one filling the queue.
 	errs := make(chan error, 2)
@@ -497,7 +572,7 @@ func TestQueueFullWaitsForContext(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if ids := storedIDs(t, rawDB(t, s.Path())); len(ids) != 2 {
+	if ids := storedIDs(t, indexedDB(t, s)); len(ids) != 2 {
 		t.Fatalf("stored %v, want the two acknowledged events only", ids)
 	}
 }
@@ -517,13 +592,14 @@ func TestCloseDrainsQueue(t *testing.T) {
 	const n = 200
 	checkGoroutines(t)
 	path := filepath.Join(t.TempDir(), "warden.db")
-	s, err := OpenSQLite(context.Background(), path, Options{BusyTimeout: 30 * time.Second, MaxBatch: 16})
+	gate := newWriterGate(t)
+	s, err := OpenSQLite(context.Background(), path, Options{MaxBatch: 16, beforeAppend: gate.wait})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Hold the writer so events pile up in the queue, then close while
 	// they are pending.
-	release := lockDB(t, path)
+	release := gate.release
 	results := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -593,7 +669,7 @@ func TestRecordCancelledContext(t *testing.T) {
 	if err := s.Record(ctx, testEvent(0)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Record with a cancelled context = %v", err)
 	}
-	if ids := storedIDs(t, rawDB(t, s.Path())); len(ids) != 0 {
+	if ids := storedIDs(t, indexedDB(t, s)); len(ids) != 0 {
 		t.Fatalf("stored %v", ids)
 	}
 }
@@ -684,7 +760,7 @@ func TestQuery(t *testing.T) {
 
 	// The planner uses the indexes for the common filters.
 	var plan string
-	row := rawDB(t, s.Path()).QueryRow(`EXPLAIN QUERY PLAN SELECT id FROM audit_events WHERE subject = ? AND time >= ?`, "a", "b")
+	row := indexedDB(t, s).QueryRow(`EXPLAIN QUERY PLAN SELECT id FROM audit_events WHERE subject = ? AND time >= ?`, "a", "b")
 	var id, parent, notused int
 	if err := row.Scan(&id, &parent, &notused, &plan); err != nil {
 		t.Fatal(err)
@@ -692,7 +768,7 @@ func TestQuery(t *testing.T) {
 	if want := "audit_events_subject_time"; !strings.Contains(plan, want) {
 		t.Errorf("plan %q does not use %s", plan, want)
 	}
-	row = rawDB(t, s.Path()).QueryRow(`EXPLAIN QUERY PLAN SELECT id FROM audit_events WHERE session_id = ? AND id > ? ORDER BY id`, "a", 1)
+	row = indexedDB(t, s).QueryRow(`EXPLAIN QUERY PLAN SELECT id FROM audit_events WHERE session_id = ? AND id > ? ORDER BY id`, "a", 1)
 	if err := row.Scan(&id, &parent, &notused, &plan); err != nil {
 		t.Fatal(err)
 	}

@@ -71,11 +71,11 @@ func TestOnCommit(t *testing.T) {
 	}
 
 	// A failed commit is reported with its error, before Record returns.
-	release := lockDB(t, s.Path())
+	restore := failJournal(t, s, errors.New("disk on fire"))
 	if err := s.Record(ctx, testEvent(0)); err == nil {
-		t.Fatal("Record under a foreign lock succeeded")
+		t.Fatal("Record with a failing journal succeeded")
 	}
-	release()
+	restore()
 	calls = log.snapshot()
 	if last := calls[len(calls)-1]; last.err == nil || last.events != 1 {
 		t.Fatalf("last OnCommit = %+v, want the failure", last)
@@ -83,11 +83,12 @@ func TestOnCommit(t *testing.T) {
 }
 
 func TestStatsQueueDepth(t *testing.T) {
-	s := openTest(t, Options{MaxBatch: 1, BusyTimeout: 30 * time.Second})
+	gate := newWriterGate(t)
+	s := openTest(t, Options{MaxBatch: 1, beforeAppend: gate.wait})
 	if d := s.Stats().QueueDepth; d != 0 {
 		t.Fatalf("QueueDepth = %d on an idle store", d)
 	}
-	release := lockDB(t, s.Path())
+	release := gate.release
 	const n = 5
 	var pending []audit.Pending
 	for i := range n {
@@ -110,8 +111,9 @@ func TestStatsQueueDepth(t *testing.T) {
 // writer reached them are not written, and not a commit attempt.
 func TestOnCommitNotCalledForSkipped(t *testing.T) {
 	var log commitLog
-	s := openTest(t, Options{OnCommit: log.onCommit, MaxBatch: 1, BusyTimeout: 30 * time.Second})
-	release := lockDB(t, s.Path())
+	gate := newWriterGate(t)
+	s := openTest(t, Options{OnCommit: log.onCommit, MaxBatch: 1, beforeAppend: gate.wait})
+	release := gate.release
 	a := s.Submit(testEvent(0))
 	waitFor(t, func() bool { return s.Stats().QueueDepth == 0 }) // the writer holds a, blocked
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

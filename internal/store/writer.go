@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +23,11 @@ type request struct {
 	ev     audit.Event // a private copy; the writer sets ID
 	groups string      // ev.Groups as JSON, encoded by the caller's goroutine
 	reply  chan error  // buffered (1), so the writer never blocks on a waiter
+
+	// The chain link, set by the writer (or read back from the journal):
+	// the hash version, the previous record's hash and this one's.
+	version    int
+	prev, hash []byte
 }
 
 // Record stores ev and returns once the transaction holding it has
@@ -98,6 +102,9 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 	case <-s.closing:
 		return nil, fmt.Errorf("store: record: %w", ErrClosed)
 	default:
+	}
+	if s.jw == nil {
+		return nil, fmt.Errorf("store: record: %w", ErrFollower)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("store: record: %w", context.Cause(ctx))
@@ -194,12 +201,15 @@ func (p *Pending) wait(ctx context.Context, ev *audit.Event) error {
 	return nil
 }
 
-// runWriter is the single goroutine that writes to the database: event
-// batches, and jobs (Prune, revocations, reviews), each in its own
-// transaction. It is started by OpenSQLite and waited for by Close (via
-// writerDone).
+// runWriter is the single goroutine that appends to the audit journal
+// and so owns the chain's head: event batches, and chain jobs (Prune),
+// which it hands to the indexer behind every batch before them and waits
+// for. It is started by OpenSQLite and waited for by Close (via
+// writerDone); on its way out it tells the indexer that nothing more is
+// coming.
 func (s *SQLite) runWriter() {
 	defer close(s.writerDone)
+	defer s.ix.writerExited()
 	batch := make([]*request, 0, s.opts.MaxBatch)
 	for {
 		select {
@@ -208,7 +218,7 @@ func (s *SQLite) runWriter() {
 			s.commitBatch(batch)
 			clear(batch) // do not pin finished requests until the next batch
 		case j := <-s.jobs:
-			j.reply <- s.runJob(j)
+			j.reply <- s.runChainJob(j)
 		case <-s.closing:
 			// Commit whatever is queued. Record refuses new events once
 			// closing is closed, but one may slip in between its check and
@@ -242,7 +252,9 @@ func (s *SQLite) fillBatch(batch []*request) []*request {
 	return batch
 }
 
-// commitBatch writes batch in one transaction and answers every request.
+// commitBatch appends batch to the journal with one write (and, in sync
+// mode, one fdatasync), answers every request, and hands the events to the
+// indexer.
 func (s *SQLite) commitBatch(batch []*request) {
 	// A waiter that has already given up was told its event is not stored;
 	// skip it rather than store a record its caller cannot know about.
@@ -259,15 +271,16 @@ func (s *SQLite) commitBatch(batch []*request) {
 	}
 
 	start := time.Now()
-	err := s.writeBatch(live)
+	err := s.appendJournal(live)
 	elapsed := time.Since(start)
 	if err != nil {
 		s.failures.Add(1)
-		s.log.Error("audit store commit failed; events not stored", "events", len(live), "err", err)
+		s.log.Error("audit journal write failed; events not stored", "events", len(live), "err", err)
 		err = fmt.Errorf("store: record: %w", err)
 	} else {
 		s.commits.Add(1)
 		s.events.Add(int64(len(live)))
+		s.acked.Store(s.headID)
 	}
 	s.setHealth(err)
 	if s.opts.OnCommit != nil {
@@ -278,193 +291,41 @@ func (s *SQLite) commitBatch(batch []*request) {
 	for _, req := range live {
 		req.reply <- err
 	}
-}
-
-const insertEvent = `INSERT INTO audit_events (
-	id, time, kind, session_id, protocol, target, client,
-	subject, issuer, groups, token_id,
-	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
-	seq, fingerprint, params_hash, duration_us, row_count, byte_count,
-	hash_version, prev_hash, hash
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-
-// writeBatch inserts batch as one transaction, extending the hash chain.
-// It assigns ids only inside the transaction, so a failed batch leaves the
-// events' ids at zero.
-func (s *SQLite) writeBatch(batch []*request) (err error) {
-	// The writer must finish what it started even if a caller gives up;
-	// the busy timeout bounds how long it can wait for a lock.
-	ctx := context.Background()
-	// Before BeginTx: the write pool has one connection, which the
-	// transaction then holds.
-	ws := s.prepared(ctx)
-	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback() // the write error is the one worth reporting
-			for _, req := range batch {
-				req.ev.ID = 0
-			}
-		}
-	}()
-	if err := appendEventsWith(ctx, tx, batch, ws); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// appendEvents extends the hash chain by reqs inside tx, under
-// audit.HashVersion, setting each event's ID, and moves the chain head.
-// The head is read from the database each time rather than cached: after
-// a failed COMMIT the in-memory view could be wrong, and another process
-// writing the same file (a mistake, but a possible one) must not fork the
-// chain.
-func appendEvents(ctx context.Context, tx *sql.Tx, reqs []*request) error {
-	return appendEventsWith(ctx, tx, reqs, nil)
-}
-
-// writeStmts are the writer's statements, prepared once on the write
-// connection: SQLite otherwise parses each statement text again per
-// batch, which costs more than the inserts of a small batch.
-type writeStmts struct {
-	head, insert, update *sql.Stmt
-}
-
-const (
-	selectHead = `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`
-	updateHead = `UPDATE audit_chain_head SET last_id = ?, last_hash = ? WHERE singleton = 1`
-)
-
-// prepared returns the writer's prepared statements, preparing them on
-// first use (nil if that fails: the caller then prepares per batch).
-// Only the writer goroutine calls it.
-func (s *SQLite) prepared(ctx context.Context) *writeStmts {
-	if s.ws != nil {
-		return s.ws
-	}
-	var ws writeStmts
-	var err error
-	if ws.head, err = s.wdb.PrepareContext(ctx, selectHead); err != nil {
-		return nil
-	}
-	if ws.insert, err = s.wdb.PrepareContext(ctx, insertEvent); err != nil {
-		ws.head.Close()
-		return nil
-	}
-	if ws.update, err = s.wdb.PrepareContext(ctx, updateHead); err != nil {
-		ws.head.Close()
-		ws.insert.Close()
-		return nil
-	}
-	s.ws = &ws
-	return s.ws
-}
-
-func appendEventsWith(ctx context.Context, tx *sql.Tx, reqs []*request, ws *writeStmts) error {
-	var lastID int64
-	var prev []byte
-	var head, stmt, update *sql.Stmt
-	if ws != nil {
-		head, stmt, update = tx.StmtContext(ctx, ws.head), tx.StmtContext(ctx, ws.insert), tx.StmtContext(ctx, ws.update)
-	} else {
-		var err error
-		if head, err = tx.PrepareContext(ctx, selectHead); err != nil {
-			return fmt.Errorf("prepare: %w", err)
-		}
-		if stmt, err = tx.PrepareContext(ctx, insertEvent); err != nil {
-			return fmt.Errorf("prepare: %w", err)
-		}
-		if update, err = tx.PrepareContext(ctx, updateHead); err != nil {
-			return fmt.Errorf("prepare: %w", err)
+	if err == nil {
+		s.ix.add(indexItem{reqs: live})
+		if rerr := s.jw.maybeRotate(); rerr != nil {
+			s.log.Warn("audit journal: starting a new segment failed", "err", rerr)
 		}
 	}
-	defer head.Close()
-	defer stmt.Close()
-	defer update.Close()
-	if err := head.QueryRowContext(ctx).Scan(&lastID, &prev); err != nil {
-		return fmt.Errorf("read chain head: %w", err)
+}
+
+// appendJournal extends the hash chain by reqs from the writer's head,
+// setting each event's ID, and appends them to the journal. On failure
+// the ids are reset and the head stays where it was.
+func (s *SQLite) appendJournal(reqs []*request) error {
+	if s.opts.beforeAppend != nil {
+		s.opts.beforeAppend()
 	}
+	buf := s.jbuf[:0]
+	id, prev := s.headID, s.headHash
 	for _, req := range reqs {
-		lastID++
-		ev := &req.ev
-		ev.ID = lastID
-		h := audit.Hash(prev, ev)
-		if _, err := stmt.ExecContext(ctx,
-			ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client,
-			ev.Subject, ev.Issuer, req.groups, ev.TokenID,
-			ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
-			ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes,
-			audit.HashVersion, prev, h,
-		); err != nil {
-			return fmt.Errorf("insert: %w", err)
+		id++
+		req.ev.ID = id
+		req.version = audit.HashVersion
+		req.prev = prev
+		req.hash = audit.Hash(prev, &req.ev)
+		buf = appendRecord(buf, req)
+		prev = req.hash
+	}
+	if cap(buf) <= 1<<20 {
+		s.jbuf = buf // reuse, unless one huge group grew it
+	}
+	if err := s.jw.append(buf, id); err != nil {
+		for _, req := range reqs {
+			req.ev.ID = 0
 		}
-		prev = h
-	}
-	if _, err := update.ExecContext(ctx, lastID, prev); err != nil {
-		return fmt.Errorf("update chain head: %w", err)
-	}
-	return nil
-}
-
-// job is a write other than an event batch (Prune, Revoke, Unrevoke,
-// CreateReview, UpdateReview). The writer goroutine runs it in a
-// transaction of its own, so the write connection, and with it the chain
-// head, keeps a single user.
-type job struct {
-	ctx   context.Context
-	run   func(ctx context.Context, tx *sql.Tx) error
-	reply chan error // buffered (1), so the writer never blocks on a caller
-}
-
-// do hands run to the writer and returns its outcome. It waits for the
-// writer to take the job until ctx ends; once taken, it waits for the
-// outcome, which run reaches promptly after ctx ends because every
-// statement it runs uses ctx. So a nil error means committed, and an
-// error means not committed.
-func (s *SQLite) do(ctx context.Context, run func(ctx context.Context, tx *sql.Tx) error) error {
-	select {
-	case <-s.closing:
-		return ErrClosed
-	default:
-	}
-	j := &job{ctx: ctx, run: run, reply: make(chan error, 1)}
-	select {
-	case s.jobs <- j:
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-s.closing:
-		return ErrClosed
-	}
-	return <-j.reply
-}
-
-// runJob runs j in one IMMEDIATE transaction on the writer's connection.
-func (s *SQLite) runJob(j *job) (err error) {
-	if err := j.ctx.Err(); err != nil {
-		return context.Cause(j.ctx)
-	}
-	tx, err := s.wdb.BeginTx(j.ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback() // the job's error is the one worth reporting
-		}
-	}()
-	if err := j.run(j.ctx, tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
+	s.headID, s.headHash = id, prev
 	return nil
 }
-
-var _ audit.AsyncSink = (*SQLite)(nil)

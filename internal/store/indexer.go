@@ -1,0 +1,525 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/audit"
+)
+
+// ErrFollower is returned (wrapped) by Record, Submit's Pending and Prune
+// on a store opened while another process owns its audit journal (see
+// the comment at the top of journal.go): only the owner extends the chain.
+var ErrFollower = errors.New("store: the audit journal is owned by another process; this store can only read")
+
+// The indexer is the goroutine that owns the SQLite write connection. It
+// inserts the events the writer has appended to the journal (and
+// acknowledged) into audit_events, in large transactions that also move
+// audit_chain_head, and runs the other writes (reviews, revocations, and
+// Prune, which the writer hands over behind the batches before it), in
+// order. Readers that must see every acknowledged event (Query, Verify,
+// Export) first wait until the index has reached the last id acknowledged
+// when they were called.
+
+const (
+	// maxBacklog bounds the events handed to the indexer and not yet
+	// indexed. When it is reached the writer waits, so memory stays
+	// bounded and a reader never waits for more than about this many
+	// events to be indexed.
+	maxBacklog = 1 << 16
+
+	// maxIndexBatch bounds the events inserted in one transaction.
+	maxIndexBatch = 8192
+
+	// multiRows is the number of rows one multi-row INSERT carries.
+	multiRows = 32
+)
+
+// indexItem is one unit of the indexer's work: a batch of journalled
+// events, or a job.
+type indexItem struct {
+	reqs []*request
+	job  *job
+}
+
+// indexer is the queue between the writer (and job callers) and the
+// indexer goroutine.
+type indexer struct {
+	mu   sync.Mutex
+	cond sync.Cond // on mu: items added, backlog freed, writer exited
+
+	items       []indexItem
+	backlog     int   // events in items or being indexed
+	writerGone  bool  // the writer has exited: no more batches
+	stopped     bool  // the indexer goroutine has exited: items are refused
+	indexed     int64 // highest id known to be in the index
+	indexErr    error // the last index transaction's error; nil after a success
+	advanced    chan struct{}
+	stoppedOnce bool
+}
+
+func newIndexer(indexed int64) *indexer {
+	ix := &indexer{indexed: indexed, advanced: make(chan struct{})}
+	ix.cond.L = &ix.mu
+	return ix
+}
+
+// add queues it. A batch waits while the backlog is full. If the indexer
+// has stopped, a batch is dropped (it is in the journal, and is indexed at
+// the next open) and a job is answered with ErrClosed.
+func (ix *indexer) add(it indexItem) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for it.reqs != nil && ix.backlog >= maxBacklog && !ix.stopped {
+		ix.cond.Wait()
+	}
+	if ix.stopped {
+		if it.job != nil {
+			it.job.reply <- ErrClosed
+		}
+		return
+	}
+	ix.items = append(ix.items, it)
+	ix.backlog += len(it.reqs)
+	ix.cond.Broadcast()
+}
+
+func (ix *indexer) writerExited() {
+	ix.mu.Lock()
+	ix.writerGone = true
+	ix.cond.Broadcast()
+	ix.mu.Unlock()
+}
+
+// take waits for work and returns all of it; ok is false once the writer
+// has exited and nothing is left.
+func (ix *indexer) take() (items []indexItem, ok bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for len(ix.items) == 0 && !ix.writerGone {
+		ix.cond.Wait()
+	}
+	items, ix.items = ix.items, nil
+	return items, len(items) > 0
+}
+
+// done records that the events of a batch, up to id, are in the index (or
+// were given up on, with id 0).
+func (ix *indexer) done(n int, id int64, err error) {
+	ix.mu.Lock()
+	ix.backlog -= n
+	ix.indexErr = err
+	if id > ix.indexed {
+		ix.indexed = id
+		close(ix.advanced)
+		ix.advanced = make(chan struct{})
+	}
+	ix.cond.Broadcast()
+	ix.mu.Unlock()
+}
+
+func (ix *indexer) setErr(err error) {
+	ix.mu.Lock()
+	ix.indexErr = err
+	ix.mu.Unlock()
+}
+
+func (ix *indexer) err() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.indexErr
+}
+
+// stop marks the indexer gone: pending and future items are refused.
+func (ix *indexer) stop() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.stopped = true
+	for _, it := range ix.items {
+		if it.job != nil {
+			it.job.reply <- ErrClosed
+		}
+	}
+	ix.items = nil
+	if !ix.stoppedOnce {
+		ix.stoppedOnce = true
+		close(ix.advanced)
+		ix.advanced = make(chan struct{})
+	}
+	ix.cond.Broadcast()
+}
+
+// waitIndexed returns once every event acknowledged before the call is in
+// the index, so a read sees it. It fails if ctx ends first or the indexer
+// has stopped short of it.
+func (s *SQLite) waitIndexed(ctx context.Context) error {
+	target := s.acked.Load()
+	for {
+		s.ix.mu.Lock()
+		indexed, stopped, ch := s.ix.indexed, s.ix.stopped, s.ix.advanced
+		s.ix.mu.Unlock()
+		if indexed >= target {
+			return nil
+		}
+		if stopped {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the audit index to reach record %d: %w", target, context.Cause(ctx))
+		}
+	}
+}
+
+// indexRetry bounds the wait between attempts at a failing index write.
+const (
+	indexRetryMin = 10 * time.Millisecond
+	indexRetryMax = time.Second
+)
+
+// runIndexer is the indexer goroutine (see above). It is started by
+// OpenSQLite and waited for by Close (via indexerDone). It exits once the
+// writer has exited and everything queued is done; if an index write keeps
+// failing after Close began, it gives up (the events stay in the journal).
+func (s *SQLite) runIndexer() {
+	defer close(s.indexerDone)
+	defer s.ix.stop()
+	for {
+		items, ok := s.ix.take()
+		if !ok {
+			return
+		}
+		for i := 0; i < len(items); {
+			if j := items[i].job; j != nil {
+				j.reply <- s.runJob(j)
+				i++
+				continue
+			}
+			// Consecutive batches go into one transaction, up to
+			// maxIndexBatch events.
+			var reqs []*request
+			for i < len(items) && items[i].job == nil && (len(reqs) == 0 || len(reqs)+len(items[i].reqs) <= maxIndexBatch) {
+				reqs = append(reqs, items[i].reqs...)
+				i++
+			}
+			if !s.indexWithRetry(reqs) {
+				s.ix.stop()
+				for _, it := range items[i:] {
+					if it.job != nil {
+						it.job.reply <- ErrClosed
+					}
+				}
+				return
+			}
+		}
+	}
+}
+
+// indexWithRetry writes reqs to the index, retrying with backoff until it
+// succeeds; it returns false if it gives up because the store is closing.
+func (s *SQLite) indexWithRetry(reqs []*request) bool {
+	wait := indexRetryMin
+	for {
+		err := s.writeIndex(reqs)
+		if err == nil {
+			s.ix.done(len(reqs), reqs[len(reqs)-1].ev.ID, nil)
+			if s.jw != nil {
+				if err := s.jw.deleteIndexed(reqs[len(reqs)-1].ev.ID); err != nil {
+					s.log.Warn("audit journal: removing an indexed segment failed", "err", err)
+				}
+			}
+			return true
+		}
+		s.ix.setErr(fmt.Errorf("store: index: %w", err))
+		s.log.Error("audit index write failed; events are in the journal, retrying", "events", len(reqs), "err", err)
+		select {
+		case <-s.closing:
+			s.ix.done(len(reqs), 0, fmt.Errorf("store: index: %w", err))
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, indexRetryMax)
+	}
+}
+
+// writeIndex inserts reqs (contiguous ids, chained) into audit_events in
+// one transaction and moves audit_chain_head to the last of them. Events
+// the index already holds (a retry after a commit whose outcome was
+// unknown) are skipped if they are the same records.
+func (s *SQLite) writeIndex(reqs []*request) (err error) {
+	for len(reqs) > 0 {
+		n := min(len(reqs), maxIndexBatch)
+		if err := s.writeIndexTx(reqs[:n]); err != nil {
+			return err
+		}
+		reqs = reqs[n:]
+	}
+	return nil
+}
+
+func (s *SQLite) writeIndexTx(reqs []*request) (err error) {
+	ctx := context.Background()
+	// Before BeginTx: the write pool has one connection, which the
+	// transaction then holds.
+	st, err := s.insertStmts(ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the write error is the one worth reporting
+		}
+	}()
+	var headID int64
+	var headHash []byte
+	if err := tx.QueryRowContext(ctx, selectHead).Scan(&headID, &headHash); err != nil {
+		return fmt.Errorf("read chain head: %w", err)
+	}
+	for len(reqs) > 0 && reqs[0].ev.ID <= headID {
+		if reqs[0].ev.ID == headID && !bytes.Equal(reqs[0].hash, headHash) {
+			return fmt.Errorf("index holds a different record %d: %w", headID, audit.ErrChainBroken)
+		}
+		reqs = reqs[1:]
+	}
+	if len(reqs) == 0 {
+		return tx.Rollback()
+	}
+	if first := reqs[0]; first.ev.ID != headID+1 || !bytes.Equal(first.prev, headHash) {
+		return fmt.Errorf("record %d does not continue the index's chain at %d: %w", first.ev.ID, headID, audit.ErrChainBroken)
+	}
+	if err := insertRows(ctx, tx, st, reqs); err != nil {
+		return err
+	}
+	last := reqs[len(reqs)-1]
+	if _, err := tx.ExecContext(ctx, updateHead, last.ev.ID, last.hash); err != nil {
+		return fmt.Errorf("update chain head: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+const insertColumns = `INSERT INTO audit_events (
+	id, time, kind, session_id, protocol, target, client,
+	subject, issuer, groups, token_id,
+	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
+	seq, fingerprint, params_hash, duration_us, row_count, byte_count,
+	hash_version, prev_hash, hash
+) VALUES `
+
+const insertPlaceholders = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const insertArgs = 28
+
+const (
+	selectHead = `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`
+	updateHead = `UPDATE audit_chain_head SET last_id = ?, last_hash = ? WHERE singleton = 1`
+)
+
+// insertStmts are the indexer's statements, prepared once on the write
+// connection: one row, and multiRows rows per INSERT (one statement
+// execution per row costs more than the row).
+type insertStmts struct {
+	one, many *sql.Stmt
+	args      []any
+}
+
+func (s *SQLite) insertStmts(ctx context.Context) (*insertStmts, error) {
+	if s.ins != nil {
+		return s.ins, nil
+	}
+	one, err := s.wdb.PrepareContext(ctx, insertColumns+insertPlaceholders)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	many, err := s.wdb.PrepareContext(ctx, insertColumns+insertPlaceholders+strings.Repeat(", "+insertPlaceholders, multiRows-1))
+	if err != nil {
+		one.Close()
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	s.ins = &insertStmts{one: one, many: many, args: make([]any, 0, multiRows*insertArgs)}
+	return s.ins, nil
+}
+
+// insertRows inserts reqs, whose chain links are set, inside tx.
+func insertRows(ctx context.Context, tx *sql.Tx, st *insertStmts, reqs []*request) error {
+	many, one := tx.StmtContext(ctx, st.many), tx.StmtContext(ctx, st.one)
+	defer many.Close()
+	defer one.Close()
+	for len(reqs) > 0 {
+		stmt, n := one, 1
+		if len(reqs) >= multiRows {
+			stmt, n = many, multiRows
+		}
+		args := st.args[:0]
+		for _, req := range reqs[:n] {
+			args = appendArgs(args, req)
+		}
+		_, err := stmt.ExecContext(ctx, args...)
+		clear(args)
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		reqs = reqs[n:]
+	}
+	return nil
+}
+
+func appendArgs(args []any, req *request) []any {
+	ev := &req.ev
+	return append(args,
+		ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client,
+		ev.Subject, ev.Issuer, req.groups, ev.TokenID,
+		ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
+		ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes,
+		req.version, req.prev, req.hash,
+	)
+}
+
+// appendEvents extends the index's hash chain by reqs inside tx, under
+// audit.HashVersion, setting each event's ID and link, and moves the
+// chain head. Prune uses it for its record, on the indexer goroutine,
+// once the index has caught up with the journal; the writer then takes
+// its head from the result.
+func appendEvents(ctx context.Context, tx *sql.Tx, reqs []*request) error {
+	var lastID int64
+	var prev []byte
+	if err := tx.QueryRowContext(ctx, selectHead).Scan(&lastID, &prev); err != nil {
+		return fmt.Errorf("read chain head: %w", err)
+	}
+	for _, req := range reqs {
+		lastID++
+		req.ev.ID = lastID
+		req.version = audit.HashVersion
+		req.prev = prev
+		req.hash = audit.Hash(prev, &req.ev)
+		prev = req.hash
+		if _, err := tx.ExecContext(ctx, insertColumns+insertPlaceholders, appendArgs(nil, req)...); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, updateHead, lastID, prev); err != nil {
+		return fmt.Errorf("update chain head: %w", err)
+	}
+	return nil
+}
+
+// job is a write other than an event batch (Prune, Revoke, Unrevoke,
+// CreateReview, UpdateReview). The indexer goroutine runs it in a
+// transaction of its own, so the write connection keeps a single user.
+type job struct {
+	ctx   context.Context
+	run   func(ctx context.Context, tx *sql.Tx) error
+	reply chan error // buffered (1), so the indexer never blocks on a caller
+
+	// head, for a chain job (Prune), receives the chain head the job
+	// left behind, for the writer to continue from.
+	head *chainHead
+}
+
+type chainHead struct {
+	id   int64
+	hash []byte
+}
+
+// do hands run to the indexer and returns its outcome. Once taken, run
+// reaches its outcome promptly after ctx ends because every statement it
+// runs uses ctx. So a nil error means committed, and an error means not
+// committed.
+func (s *SQLite) do(ctx context.Context, run func(ctx context.Context, tx *sql.Tx) error) error {
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	j := &job{ctx: ctx, run: run, reply: make(chan error, 1)}
+	s.ix.add(indexItem{job: j})
+	return <-j.reply
+}
+
+// doChain runs run like do, but through the writer, which hands it to the
+// indexer behind every batch it has appended and holds further batches
+// until it is done, so run sees the whole chain in the index and what it
+// appends to the chain there is where the journal continues.
+func (s *SQLite) doChain(ctx context.Context, run func(ctx context.Context, tx *sql.Tx) error) error {
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	if s.jw == nil {
+		return ErrFollower
+	}
+	j := &job{ctx: ctx, run: run, reply: make(chan error, 1), head: &chainHead{}}
+	select {
+	case s.jobs <- j:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.closing:
+		return ErrClosed
+	}
+	return <-j.reply
+}
+
+// runChainJob runs a doChain job for the writer goroutine.
+func (s *SQLite) runChainJob(j *job) error {
+	inner := &job{ctx: j.ctx, run: j.run, reply: make(chan error, 1), head: j.head}
+	s.ix.add(indexItem{job: inner})
+	err := <-inner.reply
+	if err == nil && j.head.id > 0 {
+		s.headID, s.headHash = j.head.id, j.head.hash
+		// The job's records are in the index only: the journal's ids
+		// jump past them, and recovery finds them in the index.
+		s.acked.Store(j.head.id)
+	}
+	return err
+}
+
+// runJob runs j in one IMMEDIATE transaction on the write connection.
+func (s *SQLite) runJob(j *job) (err error) {
+	if err := j.ctx.Err(); err != nil {
+		return context.Cause(j.ctx)
+	}
+	tx, err := s.wdb.BeginTx(j.ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the job's error is the one worth reporting
+		}
+	}()
+	if err := j.run(j.ctx, tx); err != nil {
+		return err
+	}
+	if j.head != nil {
+		if err := tx.QueryRowContext(j.ctx, selectHead).Scan(&j.head.id, &j.head.hash); err != nil {
+			return fmt.Errorf("read chain head: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		if j.head != nil {
+			j.head.id = 0
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	if j.head != nil {
+		s.ix.done(0, j.head.id, nil) // the chain job's records are in the index
+	}
+	return nil
+}

@@ -1,0 +1,558 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/warden-gateway/warden/internal/audit"
+)
+
+// The audit journal is the durable record of the audit log (issue 6).
+// The writer goroutine appends each group of events to it with one
+// write(2), and one fdatasync with Options.ProcessCrashOnly false, before
+// it acknowledges them; the SQLite tables are an index of the journal,
+// fed from it asynchronously in large transactions, and rebuilt from it at
+// open after a crash. An acknowledged event is therefore always in the
+// journal, the index, or both.
+//
+// # Files
+//
+// The journal lives in the directory <database>.journal next to the
+// database file (mode 0700), as numbered segments "seg-<n>.wj" (n has 16
+// decimal digits, so name order is creation order) and a LOCK file. The
+// process that holds an exclusive flock on LOCK owns the journal: it alone
+// appends events and indexes them. A second process on the same database
+// (a CLI reading the log of a running gateway) opens the store as a
+// follower: it reads the index as far as it has been written, and refuses
+// to record events.
+//
+// A segment starts with the 8-byte header journalMagic; then records
+// follow, each framed as
+//
+//	length  uint32, little-endian: the payload's length
+//	crc     uint32, little-endian: CRC-32C (Castagnoli) of the payload
+//	payload length bytes (see appendRecord)
+//
+// A record that is cut short or fails its checksum is a torn write from a
+// crash in the middle of an append: its group was never acknowledged (the
+// writer answers only after the whole write, and its sync, returned), so
+// it and everything after it in its segment are dropped on recovery.
+//
+// The writer starts a new segment once the current one passes
+// segmentSize, and after a failed append (so a partly written group can
+// never sit in front of a later acknowledged one). A segment whose records
+// have all been indexed is deleted. After a failed append the next segment
+// may reuse ids the failed group had taken; recovery lets the later
+// segment win, as the writer did.
+
+const (
+	// journalMagic opens every segment: a name and the format version.
+	// A new format gets a new version byte; never reinterpret this one.
+	journalMagic = "WDNJRNL\x01"
+
+	// recordVersion is the first byte of every record payload.
+	recordVersion = 1
+
+	frameHeaderSize = 8
+
+	// maxRecordSize bounds a record's payload when decoding, so a corrupt
+	// length cannot make recovery allocate gigabytes. Events are far
+	// smaller: the proxies bound the request text they put in them.
+	maxRecordSize = 16 << 20
+
+	// segmentSize is the size past which the writer starts a new segment.
+	segmentSize = 64 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// errJournalBusy is returned by openJournal when another process owns the
+// journal.
+var errJournalBusy = errors.New("audit journal is owned by another process")
+
+// errTorn marks a record that is incomplete or does not match its
+// checksum.
+var errTorn = errors.New("torn or corrupt journal record")
+
+// journal is the owner's handle on the journal directory. The writer
+// goroutine alone calls append and rotate; deleteIndexed is called by the
+// indexer; mu guards closed.
+type journal struct {
+	dir  string
+	lock *os.File // holds the flock while open
+	sync bool     // fdatasync every append
+
+	f   *os.File // the segment being written
+	seq uint64   // its number
+	off int64    // bytes of whole records (and header) in it
+
+	// fault, if set (tests only), fails each append with its error
+	// before anything is written.
+	fault atomic.Pointer[error]
+
+	mu sync.Mutex
+	// closed lists the segments no longer written, oldest first, with the
+	// last id each holds; deleteIndexed removes them once indexed.
+	closed []closedSegment
+	// curLast is the last id appended to f (0: none yet).
+	curLast int64
+}
+
+type closedSegment struct {
+	path   string
+	lastID int64
+}
+
+// journalDir is not "<db>-journal": that is SQLite's rollback journal.
+func journalDir(dbPath string) string { return dbPath + ".journal" }
+
+func segmentName(seq uint64) string { return fmt.Sprintf("seg-%016d.wj", seq) }
+
+// openJournal creates the journal directory if needed and takes its lock.
+// It returns errJournalBusy if another process holds it.
+func openJournal(dbPath string, sync bool) (_ *journal, err error) {
+	dir := journalDir(dbPath)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("journal: %w", err)
+	} else if err == nil {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errJournalBusy
+		}
+		return nil, fmt.Errorf("journal: lock: %w", err)
+	}
+	return &journal{dir: dir, lock: lock, sync: sync}, nil
+}
+
+// segments returns the segment numbers in the directory, ascending.
+func (j *journal) segments() ([]uint64, error) {
+	ents, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		name := e.Name()
+		num, ok := strings.CutPrefix(name, "seg-")
+		num, ok2 := strings.CutSuffix(num, ".wj")
+		if !ok || !ok2 || len(num) != 16 {
+			continue
+		}
+		n, err := strconv.ParseUint(num, 10, 64)
+		if err != nil {
+			continue
+		}
+		seqs = append(seqs, n)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// recover reads every segment and returns, in id order, the records after
+// the index's head (headID, headHash) that form the chain's continuation:
+// what was acknowledged (and perhaps a group that was written but not
+// acknowledged, which is harmless to keep) but not yet indexed. It checks
+// each record's checksum, hash and link; a torn tail of a segment is
+// dropped. A record that does not continue the chain is an error: the
+// journal or the index has been damaged, and the store refuses to open
+// rather than fork the chain.
+func (j *journal) recover(headID int64, headHash []byte) (recs []*request, maxSeq uint64, err error) {
+	seqs, err := j.segments()
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, seq := range seqs {
+		maxSeq = max(maxSeq, seq)
+		data, err := os.ReadFile(filepath.Join(j.dir, segmentName(seq)))
+		if err != nil {
+			return nil, 0, fmt.Errorf("journal: %w", err)
+		}
+		segRecs, _ := decodeSegment(data)
+		if len(segRecs) == 0 {
+			continue
+		}
+		// A segment written after a failed append may start at an id an
+		// earlier segment already holds (from the failed, unacknowledged
+		// group): the later segment wins, as it did for the writer.
+		first := segRecs[0].ev.ID
+		for len(recs) > 0 && recs[len(recs)-1].ev.ID >= first {
+			recs = recs[:len(recs)-1]
+		}
+		recs = append(recs, segRecs...)
+	}
+	// Keep what the index lacks, and check that it continues the index's
+	// chain record by record.
+	i := 0
+	for i < len(recs) && recs[i].ev.ID <= headID {
+		i++
+	}
+	recs = recs[i:]
+	prevID, prev := headID, headHash
+	for _, r := range recs {
+		if r.ev.ID != prevID+1 {
+			return nil, 0, fmt.Errorf("journal: record %d follows record %d: %w", r.ev.ID, prevID, audit.ErrChainBroken)
+		}
+		if string(r.prev) != string(prev) {
+			return nil, 0, fmt.Errorf("journal: record %d does not link to record %d: %w", r.ev.ID, prevID, audit.ErrChainBroken)
+		}
+		h, err := audit.HashWithVersion(r.version, r.prev, &r.ev)
+		if err != nil || string(h) != string(r.hash) {
+			return nil, 0, fmt.Errorf("journal: record %d does not match its hash: %w", r.ev.ID, audit.ErrChainBroken)
+		}
+		prevID, prev = r.ev.ID, r.hash
+	}
+	return recs, maxSeq, nil
+}
+
+// decodeSegment decodes a segment's records up to the first torn or
+// corrupt one, and returns them with the length of the valid prefix.
+func decodeSegment(data []byte) ([]*request, int) {
+	if len(data) < len(journalMagic) || string(data[:len(journalMagic)]) != journalMagic {
+		return nil, 0 // a segment torn while its header was written holds nothing
+	}
+	off := len(journalMagic)
+	var recs []*request
+	for off < len(data) {
+		r, n, err := decodeRecord(data[off:])
+		if err != nil {
+			break
+		}
+		if len(recs) > 0 && r.ev.ID <= recs[len(recs)-1].ev.ID {
+			// Ids only grow within a segment (they may jump past a prune
+			// record, which is in the index only): treat as damage from
+			// here on. recover checks the chain itself.
+			break
+		}
+		recs = append(recs, r)
+		off += n
+	}
+	return recs, off
+}
+
+// start removes the segments recovery has read (their records are now
+// indexed) and opens a fresh segment numbered after them.
+func (j *journal) start(maxSeq uint64) error {
+	seqs, err := j.segments()
+	if err != nil {
+		return err
+	}
+	if err := j.newSegment(maxSeq + 1); err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		if err := os.Remove(filepath.Join(j.dir, segmentName(seq))); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	return nil
+}
+
+// newSegment creates segment seq, writes its header durably and makes it
+// the current one; the previous one (if any) joins closed.
+func (j *journal) newSegment(seq uint64) error {
+	path := filepath.Join(j.dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if _, err := f.Write([]byte(journalMagic)); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("journal: %w", err)
+	}
+	// The header and the directory entry are synced in both modes: a
+	// segment that could vanish would take acknowledged records with it.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := syncDir(j.dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("journal: %w", err)
+	}
+	j.mu.Lock()
+	if j.f != nil {
+		j.f.Close()
+		if j.curLast > 0 {
+			j.closed = append(j.closed, closedSegment{path: filepath.Join(j.dir, segmentName(j.seq)), lastID: j.curLast})
+		} else {
+			os.Remove(filepath.Join(j.dir, segmentName(j.seq)))
+		}
+	}
+	j.f, j.seq, j.off, j.curLast = f, seq, int64(len(journalMagic)), 0
+	j.mu.Unlock()
+	return nil
+}
+
+// append writes buf, whole records of ids up to lastID, with one write
+// and (in sync mode) one fdatasync. On failure it cuts the segment back to
+// the records before buf and moves to a new segment, so the failed group,
+// never acknowledged, cannot stand before later records; if even that
+// fails, the error is returned and the next append tries again.
+func (j *journal) append(buf []byte, lastID int64) error {
+	err := j.write(buf)
+	if err == nil {
+		j.off += int64(len(buf))
+		j.mu.Lock()
+		j.curLast = lastID
+		j.mu.Unlock()
+		return nil
+	}
+	_ = j.f.Truncate(j.off) // best effort: recovery drops a torn tail anyway
+	if rerr := j.newSegment(j.seq + 1); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+func (j *journal) write(buf []byte) error {
+	if err := j.fault.Load(); err != nil {
+		return *err
+	}
+	if _, err := j.f.WriteAt(buf, j.off); err != nil {
+		return fmt.Errorf("journal: write: %w", err)
+	}
+	if j.sync {
+		if err := fdatasync(j.f); err != nil {
+			return fmt.Errorf("journal: sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// maybeRotate starts a new segment once the current one is large, so
+// indexed records can be deleted a segment at a time.
+func (j *journal) maybeRotate() error {
+	if j.off < segmentSize {
+		return nil
+	}
+	return j.newSegment(j.seq + 1)
+}
+
+// deleteIndexed removes the closed segments whose records are all in the
+// index (ids up to indexed). The index must be durable to that point.
+func (j *journal) deleteIndexed(indexed int64) error {
+	j.mu.Lock()
+	var del []closedSegment
+	for len(j.closed) > 0 && j.closed[0].lastID <= indexed {
+		del = append(del, j.closed[0])
+		j.closed = j.closed[1:]
+	}
+	j.mu.Unlock()
+	var errs []error
+	for _, s := range del {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// close closes the current segment and releases the lock. The segments
+// stay: whatever they hold beyond the index is indexed at the next open.
+func (j *journal) close() error {
+	var errs []error
+	if j.f != nil {
+		errs = append(errs, j.f.Close())
+	}
+	errs = append(errs, j.lock.Close()) // releases the flock
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// appendRecord appends the framed journal record of req (whose ev.ID,
+// version, prev and hash are set) to dst. The payload is
+//
+//	byte     recordVersion
+//	uvarint  id
+//	uvarint  hash version
+//	[32]byte prev hash
+//	[32]byte hash
+//	varint   time, Unix seconds
+//	uvarint  time, nanoseconds
+//	string   × 19: kind, session_id, protocol, target, client, subject,
+//	         issuer, groups (the JSON array stored in the index), token_id,
+//	         request, request_hash, stmt_kind, decision, policy, rule,
+//	         reason, error, fingerprint, params_hash
+//	varint   × 4: seq, duration_us, rows, bytes
+//
+// where a string is a uvarint length and the bytes.
+func appendRecord(dst []byte, req *request) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // frame header, filled in below
+	ev := &req.ev
+	dst = append(dst, recordVersion)
+	dst = binary.AppendUvarint(dst, uint64(ev.ID))
+	dst = binary.AppendUvarint(dst, uint64(req.version))
+	dst = append(dst, req.prev...)
+	dst = append(dst, req.hash...)
+	dst = binary.AppendVarint(dst, ev.Time.Unix())
+	dst = binary.AppendUvarint(dst, uint64(ev.Time.Nanosecond()))
+	for _, s := range [...]string{
+		ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client, ev.Subject,
+		ev.Issuer, req.groups, ev.TokenID, ev.Request, ev.RequestHash, ev.StmtKind,
+		ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error, ev.Fingerprint, ev.ParamsHash,
+	} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	for _, v := range [...]int64{ev.Seq, ev.DurationUS, ev.Rows, ev.Bytes} {
+		dst = binary.AppendVarint(dst, v)
+	}
+	payload := dst[start+frameHeaderSize:]
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(payload, crcTable))
+	return dst
+}
+
+// decodeRecord decodes the framed record at the start of b and returns it
+// with the number of bytes it took. Any defect (short, oversized, bad
+// checksum, bad field) is errTorn.
+func decodeRecord(b []byte) (*request, int, error) {
+	if len(b) < frameHeaderSize {
+		return nil, 0, errTorn
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if n == 0 || n > maxRecordSize || uint64(n) > uint64(len(b)-frameHeaderSize) {
+		return nil, 0, errTorn
+	}
+	payload := b[frameHeaderSize : frameHeaderSize+int(n)]
+	if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(b[4:]) {
+		return nil, 0, errTorn
+	}
+	r, err := decodePayload(payload)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r, frameHeaderSize + int(n), nil
+}
+
+// payloadReader reads payload fields; the first error sticks.
+type payloadReader struct {
+	b   []byte
+	err error
+}
+
+func (p *payloadReader) uvarint() uint64 {
+	if p.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(p.b)
+	if n <= 0 {
+		p.err = errTorn
+		return 0
+	}
+	p.b = p.b[n:]
+	return v
+}
+
+func (p *payloadReader) varint() int64 {
+	if p.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(p.b)
+	if n <= 0 {
+		p.err = errTorn
+		return 0
+	}
+	p.b = p.b[n:]
+	return v
+}
+
+func (p *payloadReader) bytes(n uint64) []byte {
+	if p.err != nil {
+		return nil
+	}
+	if n > uint64(len(p.b)) {
+		p.err = errTorn
+		return nil
+	}
+	v := p.b[:n:n]
+	p.b = p.b[n:]
+	return v
+}
+
+func (p *payloadReader) str() string { return string(p.bytes(p.uvarint())) }
+
+func decodePayload(b []byte) (*request, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return nil, errTorn
+	}
+	p := payloadReader{b: b[1:]}
+	r := &request{}
+	ev := &r.ev
+	id := p.uvarint()
+	version := p.uvarint()
+	r.prev = slices.Clone(p.bytes(audit.HashSize))
+	r.hash = slices.Clone(p.bytes(audit.HashSize))
+	sec := p.varint()
+	nsec := p.uvarint()
+	fields := [...]*string{
+		&ev.Kind, &ev.SessionID, &ev.Protocol, &ev.Target, &ev.Client, &ev.Subject,
+		&ev.Issuer, &r.groups, &ev.TokenID, &ev.Request, &ev.RequestHash, &ev.StmtKind,
+		&ev.Decision, &ev.Policy, &ev.Rule, &ev.Reason, &ev.Error, &ev.Fingerprint, &ev.ParamsHash,
+	}
+	for _, f := range fields {
+		*f = p.str()
+	}
+	for _, f := range [...]*int64{&ev.Seq, &ev.DurationUS, &ev.Rows, &ev.Bytes} {
+		*f = p.varint()
+	}
+	switch {
+	case p.err != nil:
+		return nil, p.err
+	case len(p.b) != 0:
+		return nil, errTorn
+	case id == 0 || id > 1<<62 || version < 1 || version > audit.HashVersion:
+		return nil, errTorn
+	case nsec >= 1e9:
+		return nil, errTorn
+	}
+	ev.ID, r.version = int64(id), int(version)
+	ev.Time = time.Unix(sec, int64(nsec)).UTC()
+	if y := ev.Time.Year(); y < 1 || y > 9999 {
+		return nil, errTorn
+	}
+	if err := json.Unmarshal([]byte(r.groups), &ev.Groups); err != nil {
+		return nil, errTorn
+	}
+	if len(ev.Groups) == 0 {
+		ev.Groups = nil
+	}
+	return r, nil
+}
