@@ -411,6 +411,7 @@ func newHTTPProxy(cfg *config.Config, gw *Gateway, verifier identity.Verifier, m
 		MaxAuditText:    cfg.Audit.MaxRequestBytes,
 		MaskHashKey:     maskKey,
 		CustomDetectors: detectors,
+		Metrics:         gw.Metrics,
 		Logger:          log,
 	})
 }

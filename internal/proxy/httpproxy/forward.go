@@ -156,6 +156,7 @@ func (x *exchange) finish(ctx context.Context, approved *review.Review) {
 		ev.Error = strings.TrimSpace("HTTP " + strconv.Itoa(x.status) + " " + x.err)
 	}
 	x.s.record(ctx, ev)
+	x.m.Completed(time.Since(x.start))
 	if approved != nil && x.s.cfg.Reviews != nil {
 		x.s.cfg.Reviews.Executed(context.WithoutCancel(ctx), approved.ID, ev.Reason)
 	}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/warden-gateway/warden/internal/audit"
 	"github.com/warden-gateway/warden/internal/identity"
+	"github.com/warden-gateway/warden/internal/metrics"
 	"github.com/warden-gateway/warden/internal/policy"
 	"github.com/warden-gateway/warden/internal/proxy/kube"
 	"github.com/warden-gateway/warden/internal/review"
@@ -72,6 +73,7 @@ type Config struct {
 	MaxAuditText    int
 	MaskHashKey     []byte
 	CustomDetectors map[string]string
+	Metrics         *metrics.Metrics // optional
 	Logger          *slog.Logger
 	Now             func() time.Time
 }
@@ -211,6 +213,7 @@ type exchange struct {
 	query    url.Values
 	bodyHash string
 
+	m       *metrics.Target
 	masks   *policy.MaskSet
 	secrets *kube.SecretMasker
 	masked  atomic.Int64
@@ -240,6 +243,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.cfg.Verifier.Verify(r.Context(), token)
 	if err != nil {
+		s.cfg.Metrics.TokenRejected(identity.ReasonOf(err))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="warden", error="invalid_token"`)
 		s.record(r.Context(), &audit.Event{Kind: audit.KindLoginFailed, Protocol: x.protocol(), Target: name, Client: x.client,
 			Decision: audit.Deny, Reason: err.Error(), Time: x.start})
@@ -264,11 +268,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.deny(w, r)
 		return
 	}
+	t0 := time.Now()
 	if x.kr != nil {
 		x.decision = x.subject.DecideKube(name, x.kr)
 	} else {
 		x.decision = x.subject.DecideHTTP(name, &policy.HTTPRequest{Method: r.Method, Path: x.path, Query: r.URL.Query(), Header: r.Header})
 	}
+	x.m = s.cfg.Metrics.For(x.protocol(), name) // a configured target: bounded label values
+	x.m.Decided(x.decision.Effect == policy.Allow, time.Since(t0))
 
 	if r.ContentLength > s.cfg.MaxRequestBytes {
 		x.fail(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("warden: request body larger than %d bytes", s.cfg.MaxRequestBytes))
