@@ -1048,11 +1048,12 @@ func TestDemoTour(t *testing.T) {
 	if err != nil {
 		t.Fatalf("warden demo --tour: %v\n%s", err, out.String())
 	}
-	wantOutput(t, "demo output", out.String(), `permission denied`, `audit hash chain verified`)
+	wantOutput(t, "demo output", out.String(), `permission denied`, `audit hash chain verified`,
+		`"email":"\[REDACTED\]"`, `injected by warden`, `"error":"review_pending"`, `DELETE /v1/invoices/7 is not allowed`, `Demo finished`)
 
 	// What the demo leaves in --dir is a working configuration whose
 	// audit log verifies from the CLI too.
-	r := warden(t, []string{"WARDEN_DEMO_DB_PASSWORD=" + pgtest.AppPassword}, "audit", "verify", "--config", filepath.Join(dir, "warden.yaml"))
+	r := warden(t, []string{"WARDEN_DEMO_DB_PASSWORD=" + pgtest.AppPassword, "WARDEN_DEMO_BILLING_KEY=any"}, "audit", "verify", "--config", filepath.Join(dir, "warden.yaml"))
 	if r.code != 0 {
 		t.Errorf("audit verify of the demo's log: want exit 0:\n%s", r)
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"io"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,6 +41,7 @@ listen:
   http: %s
 tls: { cert: server.crt, key: server.key }   # self-signed by the demo
 store: sqlite://audit.db
+reviews: { wait: 3s }   # how long a held request waits for a human before it is refused with the review id
 identity:
   oidc:
     - issuer: %s          # warden's development issuer (warden token)
@@ -51,12 +55,24 @@ targets:
     user: %s
     password: ${WARDEN_DEMO_DB_PASSWORD}
     sslmode: disable
+  - name: billing                 # an internal HTTP API (the demo serves one on loopback)
+    type: http
+    url: http://%s
+    headers: { Authorization: "Bearer ${WARDEN_DEMO_BILLING_KEY}" }   # the service's key: agents never see it
 policies:
   - name: analyst-agents
     when: '"analysts" in claims.groups'
     allow:
       - target: prod-db
         sql: { select: [public.orders, public.customers] }
+      - target: billing
+        http: [{ methods: [GET], paths: ["/v1/invoices/**"] }]
+    review:
+      - target: billing
+        http: [{ methods: [POST], paths: ["/v1/refunds"] }]
+    mask:
+      - target: billing
+        fields: [customer.email]
 `
 
 func demoCmd() *cobra.Command {
@@ -114,7 +130,19 @@ func demoCmd() *cobra.Command {
 			}
 			conn.Close(ctx)
 
-			// 3. warden itself, on a config written to disk.
+			// 3. An internal billing API warden fronts: it demands its own
+			// key and echoes what it was sent.
+			billingKey := randomHex(16)
+			bln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			bsrv := &http.Server{Handler: demoBilling(billingKey), ReadHeaderTimeout: 5 * time.Second}
+			go bsrv.Serve(bln)
+			defer bsrv.Close()
+			os.Setenv("WARDEN_DEMO_BILLING_KEY", billingKey)
+
+			// 4. warden itself, on a config written to disk.
 			pgln, err := listenOrAny(listenPG)
 			if err != nil {
 				return err
@@ -131,7 +159,7 @@ func demoCmd() *cobra.Command {
 				return err
 			}
 			cfgPath := filepath.Join(dir, "warden.yaml")
-			yaml := fmt.Sprintf(demoConfig, pgAddr, httpAddr, issuerURL, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser)
+			yaml := fmt.Sprintf(demoConfig, pgAddr, httpAddr, issuerURL, pg.Addr(), pgtest.AppDatabase, pgtest.AppUser, bln.Addr().String())
 			if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 				return err
 			}
@@ -156,8 +184,14 @@ func demoCmd() *cobra.Command {
 			fmt.Fprintf(out, "  export PGPASSWORD=$(%s token --issuer-key %s --issuer %s --sub agent-1 --claim groups=analysts)\n", self, keyPath, issuerURL)
 			fmt.Fprintf(out, "  psql \"host=%s port=%s dbname=prod-db user=agent-1 sslmode=require\"\n\n", host, port)
 			fmt.Fprintf(out, "  SELECT count(*) FROM orders;        -- allowed\n  DELETE FROM orders;                 -- refused: 42501, names the rule\n  SELECT * FROM secrets;              -- refused\n\n")
+			fmt.Fprintf(out, "and the billing API through warden (the agent's token in, the service's key out):\n\n")
+			fmt.Fprintf(out, "  curl --cacert %s -H \"Authorization: Bearer $PGPASSWORD\" https://%s/t/billing/v1/invoices/7\n\n",
+				filepath.Join(dir, "server.crt"), httpAddr)
 			if tour {
-				return runTour(ctx, out, host, port, tok, gw)
+				if err := runTour(ctx, out, host, port, tok, gw); err != nil {
+					return err
+				}
+				return runHTTPTour(ctx, out, filepath.Join(dir, "server.crt"), httpAddr, tok, gw)
 			}
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
 			<-ctx.Done()
@@ -234,6 +268,70 @@ func runTour(ctx context.Context, out interface{ Write([]byte) (int, error) }, h
 	if _, firstBad, err := gw.Store.Verify(ctx); err != nil || firstBad != 0 {
 		return fmt.Errorf("tour: audit chain does not verify (first bad %d): %v", firstBad, err)
 	}
-	fmt.Fprintln(out, "\naudit hash chain verified. Demo finished.")
+	fmt.Fprintln(out, "\naudit hash chain verified.")
+	return nil
+}
+
+// demoBilling is a small internal API: it answers only requests carrying
+// its own key.
+func demoBilling(key string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/invoices/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":%q,"total":120.50,"customer":{"name":"Ada","email":"ada@example.com"},"seen_authorization":%q}`+"\n",
+			r.PathValue("id"), redactKey(r.Header.Get("Authorization"), key))
+	})
+	mux.HandleFunc("POST /v1/refunds", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"refund":"created"}`+"\n")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+key {
+			http.Error(w, `{"error":"wrong service key"}`, http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// redactKey shows which credential the API saw without printing it.
+func redactKey(got, key string) string {
+	if got == "Bearer "+key {
+		return "the billing service key (injected by warden)"
+	}
+	return "something else"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// runHTTPTour drives the billing API through warden with curl.
+func runHTTPTour(ctx context.Context, out io.Writer, caFile, httpAddr, tok string, gw *gateway.Gateway) error {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		fmt.Fprintln(out, "(curl not found: skipping the HTTP part of the tour)")
+		return nil
+	}
+	base := "https://" + httpAddr + "/t/billing"
+	steps := []struct{ what, method, path string }{
+		{"an allowed read: the service's key is injected, the customer's email masked", "GET", "/v1/invoices/7"},
+		{"a refund needs a human: held, then refused with the review id", "POST", "/v1/refunds"},
+		{"a call the policy does not allow", "DELETE", "/v1/invoices/7"},
+	}
+	for _, s := range steps {
+		fmt.Fprintf(out, "--- %s\n$ curl -X %s %s%s\n", s.what, s.method, base, s.path)
+		cmd := exec.CommandContext(ctx, curl, "-sS", "--cacert", caFile, "-X", s.method, "-H", "Authorization: Bearer "+tok,
+			"-w", "\n(HTTP %{http_code})\n", base+s.path)
+		b, _ := cmd.CombinedOutput()
+		fmt.Fprintf(out, "%s\n", b)
+	}
+	if _, firstBad, err := gw.Store.Verify(ctx); err != nil || firstBad != 0 {
+		return fmt.Errorf("tour: audit chain does not verify (first bad %d): %v", firstBad, err)
+	}
+	fmt.Fprintln(out, "audit hash chain verified. Demo finished.")
 	return nil
 }

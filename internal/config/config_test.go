@@ -83,7 +83,7 @@ func TestGoodConfig(t *testing.T) {
 		{"webhook secret expanded", cfg.Reviews.Webhook.Secret, testEnv["WARDEN_TEST_WEBHOOK_SECRET"]},
 		{"webhook url expanded", cfg.Reviews.Webhook.URL, "https://hooks.example.com/services/T0/B0/k3y-in-url"},
 		{"webhook format", cfg.Reviews.Webhook.Format, "slack"},
-		{"console_url from listen.http", cfg.Reviews.ConsoleURL, "http://127.0.0.1:8080"},
+		{"console_url from listen.http (https: the config has tls)", cfg.Reviews.ConsoleURL, "https://127.0.0.1:8080"},
 		{"hash_key expanded", cfg.Masking.HashKey, testEnv["WARDEN_TEST_MASK_KEY"]},
 		{"custom detector", cfg.Masking.Detectors, []CustomDetector{{Name: "employee_id", Regex: "EMP-[0-9]{6}"}}},
 		{"mask columns", cfg.Policies[0].Mask[0].Columns, []string{"public.customers.email", "*.ssn", `public.*."Card Number"`}},

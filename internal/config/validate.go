@@ -124,7 +124,7 @@ func (c *Config) setDefaults() {
 			c.Policies[i].Mask[j].setDefaults()
 		}
 	}
-	c.Reviews.setDefaults(c.Listen.HTTP)
+	c.Reviews.setDefaults(c.Listen.HTTP, c.TLS != nil)
 	if c.HTTP.MaxRequestBytes == 0 {
 		c.HTTP.MaxRequestBytes = DefaultMaxRequestBytes
 	}
@@ -168,7 +168,7 @@ func (c *Config) written(path string) bool {
 	return ok
 }
 
-func (r *Reviews) setDefaults(httpListen string) {
+func (r *Reviews) setDefaults(httpListen string, https bool) {
 	if r.Wait == 0 {
 		r.Wait = DefaultReviewWait
 	}
@@ -184,6 +184,10 @@ func (r *Reviews) setDefaults(httpListen string) {
 	r.ConsoleURL = strings.TrimRight(r.ConsoleURL, "/")
 	if r.ConsoleURL == "" && httpListen != "" {
 		r.ConsoleURL = consoleURLFor(httpListen)
+		if https && r.ConsoleURL != "" {
+			// With tls: the http listener serves HTTPS only.
+			r.ConsoleURL = "https://" + strings.TrimPrefix(r.ConsoleURL, "http://")
+		}
 	}
 }
 
