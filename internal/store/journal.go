@@ -54,7 +54,8 @@ import (
 // The writer starts a new segment once the current one passes
 // segmentSize, and after a failed append (so a partly written group can
 // never sit in front of a later acknowledged one). A segment whose records
-// have all been indexed is deleted. After a failed append the next segment
+// have all been indexed is deleted once a completed checkpoint has made
+// the index durable past them: the index itself commits without fsync. After a failed append the next segment
 // may reuse ids the failed group had taken; recovery lets the later
 // segment win, as the writer did.
 
@@ -73,9 +74,11 @@ const (
 	// smaller: the proxies bound the request text they put in them.
 	maxRecordSize = 16 << 20
 
-	// segmentSize is the size past which the writer starts a new segment.
-	segmentSize = 64 << 20
 )
+
+// segmentSize is the size past which the writer starts a new segment (a
+// variable for tests).
+var segmentSize int64 = 64 << 20
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -185,11 +188,19 @@ func (j *journal) recover(headID int64, headHash []byte) (recs []*request, maxSe
 	}
 	for _, seq := range seqs {
 		maxSeq = max(maxSeq, seq)
-		data, err := os.ReadFile(filepath.Join(j.dir, segmentName(seq)))
+		path := filepath.Join(j.dir, segmentName(seq))
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, 0, fmt.Errorf("journal: %w", err)
 		}
 		segRecs, _ := decodeSegment(data)
+		// The segment is deleted like any closed one, once the index is
+		// durable past its last record.
+		var last int64
+		if len(segRecs) > 0 {
+			last = segRecs[len(segRecs)-1].ev.ID
+		}
+		j.closed = append(j.closed, closedSegment{path: path, lastID: last})
 		if len(segRecs) == 0 {
 			continue
 		}
@@ -251,22 +262,10 @@ func decodeSegment(data []byte) ([]*request, int) {
 	return recs, off
 }
 
-// start removes the segments recovery has read (their records are now
-// indexed) and opens a fresh segment numbered after them.
+// start opens a fresh segment numbered after those recovery read. Those
+// stay until the index is durable past them (deleteIndexed).
 func (j *journal) start(maxSeq uint64) error {
-	seqs, err := j.segments()
-	if err != nil {
-		return err
-	}
-	if err := j.newSegment(maxSeq + 1); err != nil {
-		return err
-	}
-	for _, seq := range seqs {
-		if err := os.Remove(filepath.Join(j.dir, segmentName(seq))); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-	}
-	return nil
+	return j.newSegment(maxSeq + 1)
 }
 
 // newSegment creates segment seq, writes its header durably and makes it
@@ -354,7 +353,10 @@ func (j *journal) maybeRotate() error {
 }
 
 // deleteIndexed removes the closed segments whose records are all in the
-// index (ids up to indexed). The index must be durable to that point.
+// index (ids up to indexed). The caller must know the index to be durable
+// to that point: the index commits without fsync (synchronous=NORMAL), so
+// only a completed checkpoint, which syncs the database file, vouches for
+// it (runCheckpointer).
 func (j *journal) deleteIndexed(indexed int64) error {
 	j.mu.Lock()
 	var del []closedSegment

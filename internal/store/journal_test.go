@@ -242,11 +242,13 @@ func TestJournalLaterSegmentWins(t *testing.T) {
 			t.Fatalf("record %d = %q, want the later segment's", ev.ID, ev.Request)
 		}
 	}
-	// The segments recovery read are gone; a fresh one replaces them.
+	// The segments recovery read go once a checkpoint has made the index
+	// durable; a fresh one replaces them.
 	j := &journal{dir: journalDir(db)}
-	if seqs, _ := j.segments(); !slices.Equal(seqs, []uint64{9}) {
-		t.Fatalf("segments after recovery = %v, want [9]", seqs)
-	}
+	waitFor(t, func() bool {
+		seqs, _ := j.segments()
+		return slices.Equal(seqs, []uint64{9})
+	})
 }
 
 // TestJournalRefusesBrokenChain: a journal whose records do not continue
@@ -380,6 +382,37 @@ func TestPruneWithJournal(t *testing.T) {
 		t.Fatalf("Record after recovery = id %d, %v; want 17", ev.ID, err)
 	}
 	mustVerify(t, r, 12)
+}
+
+// TestJournalSegments: the writer moves to a new segment as each fills;
+// indexed segments are deleted; a crash with several unindexed segments
+// recovers all of them.
+func TestJournalSegments(t *testing.T) {
+	old := segmentSize
+	t.Cleanup(func() { segmentSize = old }) // after the store's Close
+	segmentSize = 4 << 10
+	s := openAt(t, filepath.Join(t.TempDir(), "w.db"), Options{BusyTimeout: 20 * time.Millisecond})
+	ctx := context.Background()
+	for i := range 100 {
+		if err := s.Record(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := &journal{dir: journalDir(s.Path())}
+	waitFor(t, func() bool {
+		seqs, _ := j.segments()
+		return len(seqs) == 1
+	})
+	crashed := recordUnindexed(t, s, 100, 100)
+	cj := &journal{dir: journalDir(crashed)}
+	if seqs, _ := cj.segments(); len(seqs) < 3 {
+		t.Fatalf("crash copy has segments %v, want several", seqs)
+	}
+	r := openAt(t, crashed, Options{})
+	mustVerify(t, r, 200)
+	if ids := storedIDs(t, rawDB(t, crashed)); len(ids) != 200 {
+		t.Fatalf("recovered %d records, want 200", len(ids))
+	}
 }
 
 // FuzzDecodeRecord: the journal decoder takes any bytes (a torn or

@@ -465,12 +465,30 @@ func (s *SQLite) runCheckpointer() {
 	for {
 		select {
 		case <-t.C:
-			if _, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-				s.log.Warn("audit store: checkpoint failed", "err", err)
-			}
+			s.checkpoint("PASSIVE")
 		case <-s.indexerDone:
-			s.cdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+			s.checkpoint("TRUNCATE")
 			return
 		}
+	}
+}
+
+// checkpoint runs one checkpoint and, if it copied the whole WAL into the
+// database file (and so synced it), deletes the journal segments the
+// index held before it began.
+func (s *SQLite) checkpoint(mode string) {
+	s.ix.mu.Lock()
+	indexed := s.ix.indexed
+	s.ix.mu.Unlock()
+	var busy, logFrames, done int
+	if err := s.cdb.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &done); err != nil {
+		s.log.Warn("audit store: checkpoint failed", "err", err)
+		return
+	}
+	if busy != 0 || logFrames != done || s.jw == nil {
+		return
+	}
+	if err := s.jw.deleteIndexed(indexed); err != nil {
+		s.log.Warn("audit journal: removing an indexed segment failed", "err", err)
 	}
 }

@@ -777,6 +777,28 @@ func TestQuery(t *testing.T) {
 	}
 }
 
+// BenchmarkIndex measures the whole cost of an event: acknowledged by the
+// journal from many concurrent sessions, then indexed (ns/op includes
+// the wait for the index to catch up at the end).
+func BenchmarkIndex(b *testing.B) {
+	s := openTest(b, Options{ProcessCrashOnly: true})
+	ctx := context.Background()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ev := testEvent(1)
+		for pb.Next() {
+			if err := s.Record(ctx, ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if err := s.waitIndexed(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkRecordParallel measures acknowledged events per second with
 // many concurrent sessions, each waiting for its own event to be durable.
 func BenchmarkRecordParallel(b *testing.B) {
