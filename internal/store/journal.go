@@ -73,12 +73,11 @@ const (
 	// length cannot make recovery allocate gigabytes. Events are far
 	// smaller: the proxies bound the request text they put in them.
 	maxRecordSize = 16 << 20
-
 )
 
 // segmentSize is the size past which the writer starts a new segment (a
 // variable for tests).
-var segmentSize int64 = 64 << 20
+var segmentSize int64 = 32 << 20
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -98,9 +97,15 @@ type journal struct {
 	lock *os.File // holds the flock while open
 	sync bool     // fdatasync every append
 
-	f   *os.File // the segment being written
-	seq uint64   // its number
-	off int64    // bytes of whole records (and header) in it
+	f     *os.File // the segment being written
+	seq   uint64   // its number
+	off   int64    // bytes of whole records (and header) in it
+	limit int64    // the size at which the writer moves on from it
+
+	// prepared delivers the next segment, zero-filled in the background
+	// (nil: none under way); bg waits for its goroutine.
+	prepared chan preparedSegment
+	bg       sync.WaitGroup
 
 	// fault, if set (tests only), fails each append with its error
 	// before anything is written.
@@ -268,30 +273,33 @@ func (j *journal) start(maxSeq uint64) error {
 	return j.newSegment(maxSeq + 1)
 }
 
-// newSegment creates segment seq, writes its header durably and makes it
-// the current one; the previous one (if any) joins closed.
+// newSegment creates segment seq (or takes the one prepared in the
+// background, if it is ready) and makes it the current one; the previous
+// one (if any) joins closed.
 func (j *journal) newSegment(seq uint64) error {
-	path := filepath.Join(j.dir, segmentName(seq))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+	var f *os.File
+	if j.prepared != nil {
+		select {
+		case p := <-j.prepared:
+			j.prepared = nil
+			if p.err == nil && p.seq == seq {
+				f = p.f
+			} else if p.f != nil {
+				p.f.Close()
+				os.Remove(p.f.Name())
+			}
+		default: // not ready: create one now rather than wait
+		}
 	}
-	if _, err := f.Write([]byte(journalMagic)); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("journal: %w", err)
-	}
-	// The header and the directory entry are synced in both modes: a
-	// segment that could vanish would take acknowledged records with it.
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := syncDir(j.dir); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("journal: %w", err)
+	limit := segmentSize
+	if f == nil {
+		var err error
+		if f, err = createSegment(j.dir, seq, 0); err != nil {
+			return err
+		}
+		// Not zero-filled (a fresh store, or the prepared one was late):
+		// move to a prepared segment soon.
+		limit = min(segmentSize, 1<<20)
 	}
 	j.mu.Lock()
 	if j.f != nil {
@@ -302,9 +310,72 @@ func (j *journal) newSegment(seq uint64) error {
 			os.Remove(filepath.Join(j.dir, segmentName(j.seq)))
 		}
 	}
-	j.f, j.seq, j.off, j.curLast = f, seq, int64(len(journalMagic)), 0
+	j.f, j.seq, j.off, j.curLast, j.limit = f, seq, int64(len(journalMagic)), 0, limit
 	j.mu.Unlock()
 	return nil
+}
+
+// createSegment creates segment seq with its header and, if size > 0,
+// zeros up to size, all synced with the directory entry. A segment that
+// could vanish would take acknowledged records with it, so this is synced
+// in both modes. Zeros written ahead make an append overwrite blocks the
+// file already has, so fdatasync flushes the data alone rather than also
+// committing the file system's journal for a new size; recovery reads the
+// zeros after the last record as a torn tail.
+func createSegment(dir string, seq uint64, size int64) (_ *os.File, err error) {
+	path := filepath.Join(dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(path)
+		}
+	}()
+	if _, err := f.Write([]byte(journalMagic)); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if size > int64(len(journalMagic)) {
+		zeros := make([]byte, 1<<20)
+		for off := int64(len(journalMagic)); off < size; off += int64(len(zeros)) {
+			if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off); err != nil {
+				return nil, fmt.Errorf("journal: %w", err)
+			}
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return f, nil
+}
+
+// preparedSegment is a segment made ready by prepareNext.
+type preparedSegment struct {
+	seq uint64
+	f   *os.File
+	err error
+}
+
+// prepareNext starts creating the next segment, zero-filled, in the
+// background, so that the writer never waits for it.
+func (j *journal) prepareNext() {
+	if j.prepared != nil {
+		return
+	}
+	ch := make(chan preparedSegment, 1)
+	j.prepared = ch
+	seq, dir := j.seq+1, j.dir
+	j.bg.Add(1)
+	go func() {
+		defer j.bg.Done()
+		f, err := createSegment(dir, seq, segmentSize)
+		ch <- preparedSegment{seq: seq, f: f, err: err}
+	}()
 }
 
 // append writes buf, whole records of ids up to lastID, with one write
@@ -346,7 +417,10 @@ func (j *journal) write(buf []byte) error {
 // maybeRotate starts a new segment once the current one is large, so
 // indexed records can be deleted a segment at a time.
 func (j *journal) maybeRotate() error {
-	if j.off < segmentSize {
+	if j.off >= j.limit/2 {
+		j.prepareNext()
+	}
+	if j.off < j.limit-j.limit/16 {
 		return nil
 	}
 	return j.newSegment(j.seq + 1)
@@ -378,6 +452,13 @@ func (j *journal) deleteIndexed(indexed int64) error {
 // stay: whatever they hold beyond the index is indexed at the next open.
 func (j *journal) close() error {
 	var errs []error
+	j.bg.Wait()
+	if j.prepared != nil {
+		if p := <-j.prepared; p.f != nil { // never used: holds nothing
+			p.f.Close()
+			os.Remove(p.f.Name())
+		}
+	}
 	if j.f != nil {
 		errs = append(errs, j.f.Close())
 	}
