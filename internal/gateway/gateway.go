@@ -198,7 +198,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		Verifier: verifier,
 		IsAdmin:  gw.Policy.IsAdmin,
 		Audit:    gw.Store,
-		Sessions: sessions{gw.PG},
+		Sessions: sessions{gw},
 		Revoker:  revoker{gw},
 		Reviews:  gw.Reviews,
 		Record:   gw.Store,
@@ -268,22 +268,6 @@ func (g *Gateway) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", g.Metrics.Handler())
 	mux.Handle("/api/", g.Admin)
-	if g.HTTP != nil {
-		if g.assert != nil {
-			mux.HandleFunc("GET "+httpproxy.JWKSPath, g.assert.ServeJWKS)
-		}
-		// Target paths go to the proxy before the mux, which would clean
-		// (and redirect) paths the proxy must refuse as they are. Host
-		// routing (<target>.<http.domain>) sends the whole request,
-		// whatever its path, to the target.
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.URL.Path, "/t/") || g.HTTP.IsTargetHost(r) {
-				g.HTTP.ServeHTTP(w, r)
-				return
-			}
-			mux.ServeHTTP(w, r)
-		})
-	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -294,7 +278,23 @@ func (g *Gateway) httpHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	return mux
+	if g.HTTP == nil {
+		return mux
+	}
+	if g.assert != nil {
+		mux.HandleFunc("GET "+httpproxy.JWKSPath, g.assert.ServeJWKS)
+	}
+	// Target paths go to the proxy before the mux, which would clean (and
+	// redirect) paths the proxy must refuse as they are. Host routing
+	// (<target>.<http.domain>) sends the whole request, whatever its path,
+	// to the target.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/t/") || g.HTTP.IsTargetHost(r) {
+			g.HTTP.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -331,21 +331,39 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
-// sessions adapts the PostgreSQL proxy's sessions to the admin API.
-type sessions struct{ pg *postgres.Server }
+// sessions adapts the proxies' sessions to the admin API: PostgreSQL
+// connections, and HTTP and Kubernetes requests in flight (watches, exec).
+type sessions struct{ g *Gateway }
 
 func (s sessions) List() []admin.Session {
-	infos := s.pg.Sessions()
+	infos := s.g.PG.Sessions()
 	out := make([]admin.Session, len(infos))
 	for i, in := range infos {
 		out[i] = admin.Session(in)
 	}
+	if s.g.HTTP != nil {
+		for _, in := range s.g.HTTP.Sessions() {
+			out = append(out, admin.Session{ID: in.ID, Protocol: in.Protocol, Target: in.Target, Subject: in.Subject, Issuer: in.Issuer,
+				Groups: in.Groups, TokenID: in.TokenID, Client: in.Client, Started: in.Started, Expires: in.Expires})
+		}
+	}
 	return out
 }
 
-func (s sessions) Terminate(id, reason string) bool { return s.pg.Terminate(id, reason) }
+func (s sessions) Terminate(id, reason string) bool {
+	if s.g.PG.Terminate(id, reason) {
+		return true
+	}
+	return s.g.HTTP != nil && s.g.HTTP.Terminate(id, reason)
+}
 
-func (s sessions) TerminateSubject(sub, reason string) int { return s.pg.TerminateSubject(sub, reason) }
+func (s sessions) TerminateSubject(sub, reason string) int {
+	n := s.g.PG.TerminateSubject(sub, reason)
+	if s.g.HTTP != nil {
+		n += s.g.HTTP.TerminateSubject(sub, reason)
+	}
+	return n
+}
 
 // revoker revokes a subject: recorded durably first, then refused by
 // every verifier, then its open sessions are closed at once.
@@ -356,11 +374,7 @@ func (r revoker) Revoke(ctx context.Context, subject, by, reason string) (int, e
 		return 0, err
 	}
 	r.g.Revocations.Revoke(subject)
-	n := r.g.PG.TerminateSubject(subject, "access revoked: "+reason)
-	if r.g.HTTP != nil {
-		n += r.g.HTTP.TerminateSubject(subject, "access revoked: "+reason)
-	}
-	return n, nil
+	return sessions{r.g}.TerminateSubject(subject, "access revoked: "+reason), nil
 }
 
 // newHTTPProxy builds the proxy of the http and kubernetes targets; nil

@@ -277,9 +277,13 @@ func (s *Subject) DecideHTTP(target string, r *HTTPRequest) Decision {
 	if t == nil || t.connectRef() == nil {
 		return s.noConnect(target)
 	}
-	segs := strings.Split(strings.TrimPrefix(r.Path, "/"), "/")
-	if r.Path == "/" || r.Path == "" {
-		segs = nil
+	// A trailing slash is decided as the path without it: most servers
+	// route "/v1/refunds/" to "/v1/refunds", and a deny of one must
+	// cover the other.
+	p := strings.TrimSuffix(r.Path, "/")
+	var segs []string
+	if p != "" {
+		segs = strings.Split(strings.TrimPrefix(p, "/"), "/")
 	}
 	what := r.Method + " " + r.Path
 	return s.decideRequest(target, t, what, func(rr *reqRule) bool {

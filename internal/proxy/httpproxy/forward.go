@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ var strippedHeaders = []string{
 	"X-Remote-User", "X-Remote-Group", "X-Remote-Extra", "X-Auth-Request-User", "X-Auth-Request-Email",
 	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-User", "X-Email",
 	"X-Warden-Identity",
+	// Method overrides: policy decided the request's method; an upstream
+	// honouring these would run another.
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 }
 
 // strippedPrefixes are header name prefixes removed from client requests:
@@ -48,6 +52,12 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 	}
 	h.Del(s.cfg.IdentityHeader)
 	for k := range h {
+		if strings.ContainsRune(k, '_') {
+			// CGI-style servers read X_Remote_User as X-Remote-User;
+			// nginx drops such headers by default, and so does warden.
+			delete(h, k)
+			continue
+		}
 		for _, p := range strippedPrefixes {
 			if strings.HasPrefix(k, p) {
 				delete(h, k)
@@ -69,7 +79,11 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 			h.Set("Sec-WebSocket-Protocol", strings.Join(keep, ", "))
 		}
 	}
-	if err := x.target.setCredential(h); err != nil {
+	// What warden sets is kept aside and applied again after the
+	// reverse proxy has removed the headers the client's Connection header
+	// names, so a client cannot make them disappear.
+	inject := http.Header{}
+	if err := x.target.setCredential(inject); err != nil {
 		s.log.Error("target credential unavailable", "target", x.name, "err", err)
 		x.fail(w, http.StatusBadGateway, "InternalError", "warden: the target's credential is unavailable")
 		x.finish(r.Context(), approved)
@@ -82,19 +96,30 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 			x.finish(r.Context(), approved)
 			return
 		}
-		h.Set(s.cfg.IdentityHeader, a)
+		inject.Set(s.cfg.IdentityHeader, a)
 	}
 
 	// The response filter this request needs.
 	if x.isKube() {
 		if x.kr.Resource == "secrets" && !x.decision.Reveal {
 			x.secrets = kube.NewSecretMasker(func(string) string { return maskedSecret })
-			h.Set("Accept", kube.AcceptJSON(h.Get("Accept")))
-			h.Del("Accept-Encoding")
+			inject.Set("Accept", kube.AcceptJSON(h.Get("Accept")))
 		}
-	} else if x.masks = x.subject.Masks(x.name); x.masks != nil {
-		h.Del("Accept-Encoding")
+	} else {
+		x.masks = x.subject.Masks(x.name)
 	}
+	if x.secrets != nil || x.masks != nil {
+		// Whole, unencoded documents only: a byte range of a masked
+		// document is not a document the masker can read.
+		for _, k := range []string{"Accept-Encoding", "Range", "If-Range"} {
+			h.Del(k)
+		}
+		inject.Set("Accept-Encoding", "identity")
+	}
+	for k := range inject {
+		h.Del(k)
+	}
+	x.inject = inject
 
 	u := *x.target.URL
 	u.Path = x.target.URL.Path + x.path
@@ -108,7 +133,9 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	st := &stream{subject: x.principal.Subject, cancel: cancel}
+	p := x.principal
+	st := &stream{cancel: cancel, Info: Info{ID: x.sessionID, Protocol: x.protocol(), Target: x.name, Subject: p.Subject,
+		Issuer: p.Issuer, Groups: p.Groups, TokenID: p.TokenID, Client: x.client, Request: x.text, Started: x.start, Expires: p.Expiry}}
 	s.mu.Lock()
 	s.streams[st] = struct{}{}
 	s.mu.Unlock()
@@ -130,6 +157,19 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 		x.status = cw.status
 	}
 	x.finish(r.Context(), approved)
+}
+
+// rewrite runs inside the reverse proxy, after it has removed hop-by-hop
+// headers (and those the client's Connection header names): it sets the
+// headers warden adds.
+func rewrite(pr *httputil.ProxyRequest) {
+	x, _ := pr.Out.Context().Value(exchangeKey{}).(*exchange)
+	if x == nil {
+		return
+	}
+	for k, v := range x.inject {
+		pr.Out.Header[k] = append([]string(nil), v...)
+	}
 }
 
 // maskedSecret is what a masked Secret value reads as.
@@ -181,6 +221,10 @@ func (s *Server) modifyResponse(resp *http.Response) error {
 		return errors.New("no exchange")
 	}
 	x.status = resp.StatusCode
+	if resp.StatusCode == http.StatusPartialContent && (x.secrets != nil || x.masks != nil) {
+		x.err = "partial content under masking"
+		return errUnmaskable
+	}
 	// Never let the target set cookies scoped to warden's origin.
 	resp.Header.Del("Set-Cookie")
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -305,6 +349,12 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if errors.Is(err, errUnmaskable) {
 		x.fail(w, http.StatusBadGateway, "InternalError", "warden: the response must be masked and cannot be ("+x.err+"); refused")
+		return
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		x.err = "request body too large"
+		x.fail(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("warden: request body larger than %d bytes", tooBig.Limit))
 		return
 	}
 	if errors.Is(err, context.Canceled) {

@@ -118,15 +118,19 @@ func start(t *testing.T) *fixture {
 listen: { http: 127.0.0.1:0 }
 store: sqlite://audit.db
 identity:
-  oidc: [{ issuer: %s, audience: warden }]
+  oidc: [{ issuer: %[1]s, audience: warden }]
 admins: '"sre" in groups'
 http: { domain: warden.test }
 reviews: { wait: 1s }
 targets:
   - name: billing
     type: http
-    url: %s
+    url: %[2]s
     headers: { Authorization: "Bearer service-key-123", X-Api-Version: "2" }
+  - name: live                # the same API, without mask rules: streams and WebSockets
+    type: http
+    url: %[2]s
+    headers: { Authorization: "Bearer service-key-123" }
 policies:
   - name: agents
     when: '"agents" in groups'
@@ -134,6 +138,9 @@ policies:
       - target: billing
         http:
           - { methods: [GET], paths: ["/v1/invoices/**", "/v1/report.csv", "/v1/stream", "/v1/ws"] }
+      - target: live
+        http:
+          - { methods: [GET], paths: ["/v1/stream", "/v1/ws"] }
     deny:
       - target: billing
         http: [{ methods: [DELETE], paths: ["/**"] }]
@@ -365,7 +372,12 @@ func TestStreamingAndWebSocket(t *testing.T) {
 	tok := f.token(t, "agent-1", "agents")
 	d := websocket.Dialer{}
 	hdr := http.Header{"Authorization": {"Bearer " + tok}}
-	c, resp, err := d.Dial("ws://"+f.gw.HTTPAddr().String()+"/t/billing/v1/ws", hdr)
+	// Under a mask rule a WebSocket cannot be inspected: refused.
+	if _, resp, err := d.Dial("ws://"+f.gw.HTTPAddr().String()+"/t/billing/v1/ws", hdr); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("websocket under a mask rule: %v %v", err, resp)
+	}
+	// Without one it is relayed.
+	c, resp, err := d.Dial("ws://"+f.gw.HTTPAddr().String()+"/t/live/v1/ws", hdr)
 	if err != nil {
 		t.Fatalf("websocket dial: %v (%v)", err, resp)
 	}
@@ -384,7 +396,7 @@ func TestStreamingAndWebSocket(t *testing.T) {
 		t.Errorf("websocket upgrade carried %q upstream", r.Header.Get("Authorization"))
 	}
 	// Without a token the upgrade is refused.
-	if _, resp, err := d.Dial("ws://"+f.gw.HTTPAddr().String()+"/t/billing/v1/ws", nil); err == nil || resp == nil || resp.StatusCode != 401 {
+	if _, resp, err := d.Dial("ws://"+f.gw.HTTPAddr().String()+"/t/live/v1/ws", nil); err == nil || resp == nil || resp.StatusCode != 401 {
 		t.Errorf("websocket without token: %v %v", err, resp)
 	}
 }
@@ -403,8 +415,8 @@ func TestAuditOfRequests(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("%s %s %s %s %s", e.Kind, e.Protocol, e.Decision, e.Request, e.Reason))
 	}
 	want := []string{
-		"statement http allow GET /v1/invoices/3?a=1&b=2",
-		"statement.result http allow GET /v1/invoices/3?a=1&b=2 status 200",
+		"statement http allow GET /v1/invoices/3?b=2&a=1",
+		"statement.result http allow GET /v1/invoices/3?b=2&a=1 status 200",
 		"statement http deny DELETE /v1/invoices/3",
 	}
 	got := strings.Join(lines, "\n")

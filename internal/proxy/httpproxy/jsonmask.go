@@ -94,7 +94,14 @@ type jsonMasker struct {
 	count    int
 }
 
-var errTrailing = errors.New("data after the JSON document")
+var (
+	errTrailing = errors.New("data after the JSON document")
+	errTooDeep  = errors.New("JSON nested too deeply")
+)
+
+// maxJSONDepth bounds nesting: the masker recurses per level, and a
+// response of a few MiB of '[' must not exhaust the stack.
+const maxJSONDepth = 1000
 
 // maskJSONBody masks body; an error means the body is not one valid JSON
 // document and must not be sent.
@@ -115,7 +122,7 @@ func maskJSONBody(body []byte, set *policy.MaskSet, ms *maskers) ([]byte, int, e
 	dec.UseNumber()
 	var out bytes.Buffer
 	out.Grow(len(body))
-	if err := j.value(dec, &out, nil, nil); err != nil {
+	if err := j.value(dec, &out, nil, nil, 0); err != nil {
 		return nil, 0, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -126,7 +133,10 @@ func maskJSONBody(body []byte, set *policy.MaskSet, ms *maskers) ([]byte, int, e
 
 // value copies one JSON value from dec to out. forced is the masker of
 // an enclosing masked field: everything inside it is masked.
-func (j *jsonMasker) value(dec *json.Decoder, out *bytes.Buffer, path []string, forced *mask.Masker) error {
+func (j *jsonMasker) value(dec *json.Decoder, out *bytes.Buffer, path []string, forced *mask.Masker, depth int) error {
+	if depth > maxJSONDepth {
+		return errTooDeep
+	}
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -150,7 +160,14 @@ func (j *jsonMasker) value(dec *json.Decoder, out *bytes.Buffer, path []string, 
 					out.WriteByte(',')
 				}
 				first = false
-				writeString(out, key)
+				if j.scan != nil && forced == nil {
+					// A key can carry data too: {"ada@example.com": 12}.
+					k, n := j.scan.Redact(key, j.detector)
+					j.count += n
+					writeString(out, k)
+				} else {
+					writeString(out, key)
+				}
 				out.WriteByte(':')
 				child := append(path[:len(path):len(path)], key)
 				fm := forced
@@ -163,7 +180,7 @@ func (j *jsonMasker) value(dec *json.Decoder, out *bytes.Buffer, path []string, 
 						fm = &mk
 					}
 				}
-				if err := j.value(dec, out, child, fm); err != nil {
+				if err := j.value(dec, out, child, fm, depth+1); err != nil {
 					return err
 				}
 			}
@@ -179,7 +196,7 @@ func (j *jsonMasker) value(dec *json.Decoder, out *bytes.Buffer, path []string, 
 					out.WriteByte(',')
 				}
 				first = false
-				if err := j.value(dec, out, path, forced); err != nil {
+				if err := j.value(dec, out, path, forced, depth+1); err != nil {
 					return err
 				}
 			}
@@ -202,9 +219,19 @@ func (j *jsonMasker) value(dec *json.Decoder, out *bytes.Buffer, path []string, 
 			writeString(out, v)
 		}
 	case json.Number:
-		if forced != nil {
+		switch {
+		case forced != nil:
 			j.writeMasked(out, forced, v.String())
-		} else {
+		case j.scan != nil:
+			// {"card": 4111111111111111}: a detector hit in a number
+			// makes it a masked string.
+			if s, n := j.scan.Redact(v.String(), j.detector); n > 0 {
+				j.count += n
+				writeString(out, s)
+				break
+			}
+			out.WriteString(v.String())
+		default:
 			out.WriteString(v.String())
 		}
 	case bool:

@@ -6,6 +6,7 @@ package httpproxy_test
 // without the binary they fail with the command that builds it.
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -398,5 +399,71 @@ func TestKubectlExecAndPortForward(t *testing.T) {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("audit lacks %q:\n%s", want, all.String())
 		}
+	}
+}
+
+// A watch is a session: listed by the admin API, and ended at once when
+// its subject is revoked.
+func TestKubeWatchEndsOnRevocation(t *testing.T) {
+	f := startKube(t)
+	tok := f.iss.Token(t, "agent-1", map[string]any{"groups": []string{"agents"}}, 10*time.Minute)
+	client := &http.Client{Transport: f.client.Transport} // no overall timeout: a watch is long
+	// A fresh API server's watch cache can lag the object just created and
+	// answer "Too large resource version" (an ERROR event, retry after 1s).
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		req, _ := http.NewRequest("GET", f.base+"/api/v1/namespaces/"+f.staging+"/pods?watch=true&resourceVersion=0", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		var err error
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("watch: %d", resp.StatusCode)
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err == nil && strings.Contains(line, `"type":"ADDED"`) {
+			break
+		}
+		resp.Body.Close()
+		if attempt == 10 {
+			t.Fatalf("watch never started: %q %v", line, err)
+		}
+		time.Sleep(time.Second)
+	}
+	defer resp.Body.Close()
+	adminTok := f.iss.Token(t, "sre-1", map[string]any{"groups": []string{"sre"}}, 10*time.Minute)
+	api := func(method, path string) (int, string) {
+		r, _ := http.NewRequest(method, "https://"+f.gw.HTTPAddr().String()+path, strings.NewReader(`{"reason":"test"}`))
+		r.Header.Set("Authorization", "Bearer "+adminTok)
+		r.Header.Set("Content-Type", "application/json")
+		res, err := f.client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := api("GET", "/api/v1/sessions"); code != 200 || !strings.Contains(body, `"protocol":"kubernetes"`) || !strings.Contains(body, `"subject":"agent-1"`) {
+		t.Fatalf("sessions list lacks the watch: %d %s (in flight now: %+v)", code, body, f.gw.HTTP.Sessions())
+	}
+	if code, body := api("POST", "/api/v1/identities/agent-1/revoke"); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watch outlived the revocation of its subject")
+	}
+	if code, _ := api("GET", "/api/v1/sessions"); code != 200 {
+		t.Fatal("sessions")
+	}
+	_, errOut, err := f.kubectl(t, "get", "pods", "-n", f.staging)
+	if err == nil || !strings.Contains(errOut, "provide credentials") {
+		t.Errorf("a revoked agent still reaches the cluster: %v %s", err, errOut)
 	}
 }

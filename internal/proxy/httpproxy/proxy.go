@@ -90,11 +90,53 @@ type Server struct {
 	streams map[*stream]struct{}
 }
 
-// stream is a long-running request (watch, log follow, exec, WebSocket):
-// ended when its subject is revoked or its token expires.
+// stream is a request in flight (for long-running ones — watch, log
+// follow, exec, WebSocket — a session): listed by the admin API, ended
+// when it is killed, its subject revoked or its token expired.
 type stream struct {
-	subject string
-	cancel  context.CancelFunc
+	Info
+	cancel context.CancelFunc
+}
+
+// Info describes a request in flight, for `warden sessions list`.
+type Info struct {
+	ID       string
+	Protocol string
+	Target   string
+	Subject  string
+	Issuer   string
+	Groups   []string
+	TokenID  string
+	Client   string
+	Request  string // "GET /api/v1/watch/..."
+	Started  time.Time
+	Expires  time.Time
+}
+
+// Sessions lists the requests in flight, oldest first.
+func (s *Server) Sessions() []Info {
+	s.mu.Lock()
+	out := make([]Info, 0, len(s.streams))
+	for st := range s.streams {
+		out = append(out, st.Info)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
+}
+
+// Terminate ends the request in flight with this id.
+func (s *Server) Terminate(id, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for st := range s.streams {
+		if st.ID == id {
+			st.cancel()
+			delete(s.streams, st)
+			return true
+		}
+	}
+	return false
 }
 
 // New checks cfg and returns a Server.
@@ -125,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, maskers: newMaskers(cfg.MaskHashKey, cfg.CustomDetectors), streams: map[*stream]struct{}{}}
 	s.proxy = &httputil.ReverseProxy{
-		Rewrite:        func(*httputil.ProxyRequest) {}, // the request is prepared in ServeHTTP
+		Rewrite:        rewrite,
 		Transport:      transportByTarget{},
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.proxyError,
@@ -149,7 +191,7 @@ func (s *Server) TerminateSubject(subject, reason string) int {
 	defer s.mu.Unlock()
 	n := 0
 	for st := range s.streams {
-		if subject == "" || st.subject == subject {
+		if subject == "" || st.Subject == subject {
 			st.cancel()
 			delete(s.streams, st)
 			n++
@@ -214,6 +256,7 @@ type exchange struct {
 	bodyHash string
 
 	m       *metrics.Target
+	inject  http.Header // headers warden sets upstream (rewrite)
 	masks   *policy.MaskSet
 	secrets *kube.SecretMasker
 	masked  atomic.Int64
@@ -234,6 +277,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.name, x.rest = name, rest
 	x.target = s.cfg.Targets[name]
+	if r.Method != strings.ToUpper(r.Method) {
+		// Go's server accepts "delete"; many frameworks upper-case it and
+		// run it, while rules name "DELETE". One spelling only.
+		x.fail(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "warden: HTTP methods are upper case ("+strings.ToUpper(r.Method)+", not "+r.Method+")")
+		return
+	}
 
 	token, ok := bearer(r)
 	if !ok {
@@ -305,6 +354,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if approved = x.hold(w, r); approved == nil {
 			return
 		}
+		// The wait may have been long: the subject may have been revoked,
+		// or its token expired, meanwhile.
+		if _, err := s.cfg.Verifier.Verify(r.Context(), token); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="warden", error="invalid_token"`)
+			x.fail(w, http.StatusUnauthorized, "Unauthorized", "warden: invalid token: "+err.Error())
+			return
+		}
+	}
+	if up := r.Header.Get("Upgrade"); up != "" {
+		if msg := x.upgradeRefusal(up); msg != "" {
+			x.decision = policy.Decision{Effect: policy.Deny, Rule: policy.RuleBuiltin, Reason: msg, Summary: msg}
+			x.deny(w, r)
+			return
+		}
 	}
 	// Durable before anything reaches the target.
 	if err := x.auditDecision(r.Context(), approved); err != nil {
@@ -312,6 +375,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.forward(w, r, approved)
+}
+
+// upgradeRefusal says why a protocol upgrade cannot be relayed, or "".
+// Only WebSocket (and, for Kubernetes exec, attach and port-forward,
+// SPDY) is relayed: anything else (h2c, a raw tunnel) would carry requests
+// no policy sees. And a stream warden must mask but cannot inspect frame
+// by frame is refused.
+func (x *exchange) upgradeRefusal(up string) string {
+	ws := strings.EqualFold(strings.TrimSpace(up), "websocket")
+	spdy := strings.EqualFold(strings.TrimSpace(up), "SPDY/3.1")
+	if x.isKube() {
+		_, stream := kube.Stream(x.ri, x.query)
+		switch {
+		case spdy && stream, ws:
+		default:
+			return "protocol upgrade to " + strconv.Quote(up) + " is not relayed (WebSocket, or SPDY for exec, attach and port-forward)"
+		}
+		if x.kr.Resource == "secrets" && !x.decision.Reveal {
+			return "a WebSocket stream of Secrets cannot be masked; use a plain watch"
+		}
+		return ""
+	}
+	if !ws {
+		return "protocol upgrade to " + strconv.Quote(up) + " is not relayed (only WebSocket)"
+	}
+	if m := x.subject.Masks(x.name); m != nil && !m.PassNonJSON() {
+		return "a WebSocket stream cannot be masked, and a mask rule applies to this target (non_json: pass lets it through)"
+	}
+	return ""
 }
 
 // protocol is the audit protocol name of the exchange.
@@ -331,10 +423,16 @@ func (x *exchange) parse(r *http.Request) error {
 		return err
 	}
 	x.path = path
-	x.query = r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		// What warden cannot read, a target might read otherwise.
+		return fmt.Errorf("malformed query string: %v", err)
+	}
+	x.query = q
+	// The raw query, as forwarded: reviews bind exactly what runs.
 	x.text = r.Method + " " + path
-	if q := canonicalQuery(r.URL.Query()); q != "" {
-		x.text += "?" + q
+	if r.URL.RawQuery != "" {
+		x.text += "?" + r.URL.RawQuery
 	}
 	if !x.isKube() {
 		return nil
@@ -367,6 +465,13 @@ func cleanPath(escaped string) (string, error) {
 	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
 		return "", errors.New("encoded '/', '\\' or NUL in the path")
 	}
+	if strings.Contains(lower, "%25") {
+		return "", errors.New("double-encoded path ('%25')")
+	}
+	if strings.Contains(lower, ";") || strings.Contains(lower, "%3b") {
+		// Path parameters: Tomcat and Spring read "/a/..;/b" as "/b".
+		return "", errors.New("';' in the path")
+	}
 	p, err := url.PathUnescape(escaped)
 	if err != nil {
 		return "", fmt.Errorf("bad path escape: %v", err)
@@ -392,33 +497,6 @@ func cleanPath(escaped string) (string, error) {
 		}
 	}
 	return p, nil
-}
-
-// canonicalQuery is the query with keys and values sorted, for audit text
-// and review fingerprints.
-func canonicalQuery(q url.Values) string {
-	if len(q) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		vs := append([]string(nil), q[k]...)
-		sort.Strings(vs)
-		for _, v := range vs {
-			if b.Len() > 0 {
-				b.WriteByte('&')
-			}
-			b.WriteString(url.QueryEscape(k))
-			b.WriteByte('=')
-			b.WriteString(url.QueryEscape(v))
-		}
-	}
-	return b.String()
 }
 
 // bearer extracts the agent's token: the Authorization header, or the
