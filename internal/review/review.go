@@ -42,6 +42,24 @@ type Request struct {
 	Approvers string
 }
 
+// Service is what a protocol proxy needs of the approval service
+// (*Manager implements it).
+type Service interface {
+	// Claim takes the single-use grant of an approved review with this
+	// fingerprint, if there is one.
+	Claim(ctx context.Context, fingerprint string) (*Review, bool, error)
+	// Request finds or creates the pending review for req.
+	Request(ctx context.Context, req Request) (*Review, error)
+	// Wait blocks until the review is decided or ctx ends.
+	Wait(ctx context.Context, id string) (*Review, error)
+	// Executed records what the approved request did.
+	Executed(ctx context.Context, id, result string)
+	// URL links to the review for a human.
+	URL(id string) string
+}
+
+var _ Service = (*Manager)(nil)
+
 // Approval is one approver's yes.
 type Approval struct {
 	By      string    `json:"by"`     // approver's subject

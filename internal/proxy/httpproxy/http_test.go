@@ -152,19 +152,7 @@ policies:
         fields: [customer.email, "**.ssn", lines.card]
         detectors: [phone]
 `, iss.URL, up.srv.URL)
-	path := filepath.Join(dir, "warden.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(context.Background(), cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
+	gw := runGateway(t, dir, yaml)
 	return &fixture{gw: gw, iss: iss, up: up, base: "http://" + gw.HTTPAddr().String()}
 }
 
@@ -432,13 +420,10 @@ func TestAuditOfRequests(t *testing.T) {
 	}
 }
 
-// startGateway runs warden with the given targets and policies (YAML
-// fragments) and returns its base URL.
-func startGateway(t *testing.T, iss *identitytest.Issuer, targets, policies string) (*gateway.Gateway, string) {
+// runGateway writes yaml as dir/warden.yaml and runs a gateway on it
+// until the test ends.
+func runGateway(t *testing.T, dir, yaml string) *gateway.Gateway {
 	t.Helper()
-	dir := t.TempDir()
-	yaml := fmt.Sprintf("listen: { http: 127.0.0.1:0 }\nstore: sqlite://audit.db\nidentity:\n  oidc: [{ issuer: %s, audience: warden }]\ntargets:\n%spolicies:\n%s",
-		iss.URL, targets, policies)
 	path := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -452,6 +437,17 @@ func startGateway(t *testing.T, iss *identitytest.Issuer, targets, policies stri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { gw.Close() })
+	return gw
+}
+
+// startGateway runs warden with the given targets and policies (YAML
+// fragments) and returns its base URL.
+func startGateway(t *testing.T, iss *identitytest.Issuer, targets, policies string) (*gateway.Gateway, string) {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf("listen: { http: 127.0.0.1:0 }\nstore: sqlite://audit.db\nidentity:\n  oidc: [{ issuer: %s, audience: warden }]\ntargets:\n%spolicies:\n%s",
+		iss.URL, targets, policies)
+	gw := runGateway(t, dir, yaml)
 	return gw, "http://" + gw.HTTPAddr().String()
 }
 

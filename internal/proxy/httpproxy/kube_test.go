@@ -13,17 +13,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/warden-gateway/warden/internal/config"
 	"github.com/warden-gateway/warden/internal/gateway"
 	"github.com/warden-gateway/warden/internal/identity"
 	"github.com/warden-gateway/warden/internal/identity/identitytest"
@@ -130,19 +127,7 @@ policies:
           - { namespaces: [%[7]s], resources: [pods], verbs: [delete] }
           - { namespaces: [%[7]s], resources: [pods], verbs: [exec], names: [db] }
 `, cert, key, iss.URL, upstreamURL, upstreamCA, c.WardenTokenFile, staging)
-	path := filepath.Join(dir, "warden.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(context.Background(), cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
+	gw := runGateway(t, dir, yaml)
 	base := "https://" + gw.HTTPAddr().String() + "/t/cluster"
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.CAPEM)

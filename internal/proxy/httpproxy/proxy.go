@@ -47,13 +47,7 @@ import (
 
 // Reviewer is the approval service held requests wait on
 // (internal/review.Manager).
-type Reviewer interface {
-	Claim(ctx context.Context, fingerprint string) (*review.Review, bool, error)
-	Request(ctx context.Context, req review.Request) (*review.Review, error)
-	Wait(ctx context.Context, id string) (*review.Review, error)
-	Executed(ctx context.Context, id, result string)
-	URL(id string) string
-}
+type Reviewer = review.Service
 
 // Config is what the proxy needs.
 type Config struct {
