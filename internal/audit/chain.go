@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"time"
 )
 
@@ -109,11 +108,14 @@ func HashWithVersion(version int, prev []byte, ev *Event) ([]byte, error) {
 			}
 		}
 	}
-	e := chainEncoder{h: sha256.New()}
+	// The encoding is built in one buffer and hashed at once: writing
+	// field by field through hash.Hash costs an allocation per string.
+	var stack [1024]byte
+	e := chainEncoder{b: stack[:0]}
 	e.str(chainDomains[version])
 	e.bytes(prev)
 	e.int(ev.ID)
-	e.str(ev.Time.UTC().Format(time.RFC3339Nano))
+	e.time(ev.Time)
 	e.str(ev.Kind)
 	e.str(ev.SessionID)
 	e.str(ev.Protocol)
@@ -142,29 +144,36 @@ func HashWithVersion(version int, prev []byte, ev *Event) ([]byte, error) {
 		e.int(ev.Rows)
 		e.int(ev.Bytes)
 	}
-	return e.h.Sum(nil), nil
+	sum := sha256.Sum256(e.b)
+	return sum[:], nil
 }
 
-// chainEncoder writes the length-prefixed canonical encoding into a hash.
-// hash.Hash.Write never returns an error, so none is checked.
+// chainEncoder appends the length-prefixed canonical encoding to b.
 type chainEncoder struct {
-	h   hash.Hash
-	buf [8]byte
+	b []byte
 }
 
 func (e *chainEncoder) int(v int64) {
-	binary.BigEndian.PutUint64(e.buf[:], uint64(v))
-	e.h.Write(e.buf[:])
+	e.b = binary.BigEndian.AppendUint64(e.b, uint64(v))
 }
 
 func (e *chainEncoder) str(s string) {
 	e.int(int64(len(s)))
-	e.h.Write([]byte(s))
+	e.b = append(e.b, s...)
 }
 
 func (e *chainEncoder) bytes(b []byte) {
 	e.int(int64(len(b)))
-	e.h.Write(b)
+	e.b = append(e.b, b...)
+}
+
+// time encodes t as UTC RFC 3339 with nanoseconds, like str of its
+// Format, without the intermediate string.
+func (e *chainEncoder) time(t time.Time) {
+	at := len(e.b)
+	e.int(0) // the length, filled in below
+	e.b = t.UTC().AppendFormat(e.b, time.RFC3339Nano)
+	binary.BigEndian.PutUint64(e.b[at:], uint64(len(e.b)-at-8))
 }
 
 // ErrChainBroken is matched (errors.Is) by every *ChainError.

@@ -32,7 +32,7 @@ const (
 	// indexed. When it is reached the writer waits, so memory stays
 	// bounded and a reader never waits for more than about this many
 	// events to be indexed.
-	maxBacklog = 1 << 16
+	maxBacklog = 1 << 15
 
 	// maxIndexBatch bounds the events inserted in one transaction.
 	maxIndexBatch = 8192
@@ -138,8 +138,29 @@ func (ix *indexer) take() (items []indexItem, ok bool) {
 		}
 		t.Stop()
 	}
-	items, ix.items = ix.items, nil
+	// All the jobs that do not touch the chain (reviews, revocations):
+	// they do not depend on the events, and an operator's revocation must
+	// not wait behind a backlog of them. Batches and chain jobs in order,
+	// up to about one transaction's worth, so a job queued meanwhile waits
+	// for one transaction at most.
+	var rest []indexItem
+	n := 0
 	ix.jobs = 0
+	for _, it := range ix.items {
+		switch {
+		case it.job != nil && it.job.head == nil:
+			items = append(items, it)
+		case n < maxIndexBatch:
+			items = append(items, it)
+			n += len(it.reqs)
+		default:
+			rest = append(rest, it)
+			if it.job != nil {
+				ix.jobs++
+			}
+		}
+	}
+	ix.items = rest
 	return items, len(items) > 0
 }
 
@@ -248,6 +269,16 @@ func (s *SQLite) runIndexer() {
 		if !ok {
 			return
 		}
+		// Jobs that do not touch the chain go first (see take).
+		rest := items[:0]
+		for _, it := range items {
+			if it.job != nil && it.job.head == nil {
+				it.job.reply <- s.runJob(it.job)
+				continue
+			}
+			rest = append(rest, it)
+		}
+		items = rest
 		for i := 0; i < len(items); {
 			if j := items[i].job; j != nil {
 				j.reply <- s.runJob(j)

@@ -279,16 +279,15 @@ func (j *journal) start(maxSeq uint64) error {
 func (j *journal) newSegment(seq uint64) error {
 	var f *os.File
 	if j.prepared != nil {
-		select {
-		case p := <-j.prepared:
-			j.prepared = nil
-			if p.err == nil && p.seq == seq {
-				f = p.f
-			} else if p.f != nil {
-				p.f.Close()
-				os.Remove(p.f.Name())
-			}
-		default: // not ready: create one now rather than wait
+		// Wait for it: it is almost always ready, being started half a
+		// segment ahead.
+		p := <-j.prepared
+		j.prepared = nil
+		if p.err == nil && p.seq == seq {
+			f = p.f
+		} else if p.f != nil {
+			p.f.Close()
+			os.Remove(p.f.Name())
 		}
 	}
 	limit := segmentSize

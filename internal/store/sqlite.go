@@ -210,6 +210,11 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 		// statement waiting on that commit. runCheckpointer does it on a
 		// connection of its own (https://sqlite.org/wal.html#ckpt).
 		"_pragma=wal_autocheckpoint(0)",
+		// Statement journals (of multi-row INSERTs) in memory, not in
+		// a temporary file written page by page.
+		"_pragma=temp_store(MEMORY)",
+		// Big index transactions do not spill pages mid-transaction.
+		"_pragma=cache_size(-16384)",
 	))
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)

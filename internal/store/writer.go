@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -62,6 +63,13 @@ func (p *Pending) Wait() error {
 	if p.err != nil {
 		return p.err
 	}
+	// Usually the commit is already done: no timer then.
+	select {
+	case err := <-p.req.reply:
+		p.req.reply <- err // leave it for wait, which reads it again
+		return p.wait(context.Background(), nil)
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
 	defer cancel()
 	return p.wait(ctx, nil)
@@ -77,9 +85,7 @@ const pendingTimeout = 30 * time.Second
 // durable before Wait returns nil. Submit waits only while the queue is
 // full (up to pendingTimeout). ev is copied; its ID is not set.
 func (s *SQLite) Submit(ev *audit.Event) audit.Pending {
-	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
-	defer cancel()
-	p, err := s.submit(context.Background(), ev, ctx)
+	p, err := s.submit(context.Background(), ev, nil)
 	if err != nil {
 		return &Pending{err: err}
 	}
@@ -90,6 +96,8 @@ func (s *SQLite) Submit(ev *audit.Event) audit.Pending {
 // ended when the writer reaches it is skipped); the optional enqueueCtx
 // bounds only the wait for queue space.
 func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...context.Context) (*Pending, error) {
+	// (Submit passes a nil enqueueCtx: pendingTimeout, with a timer made
+	// only if the queue is full.)
 	if ev == nil {
 		return nil, errors.New("store: record: nil event")
 	}
@@ -115,9 +123,19 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 		return nil, fmt.Errorf("store: record: %w", err)
 	}
 
+	select {
+	case s.queue <- req:
+		return &Pending{s: s, req: req}, nil
+	default: // full: wait for space
+	}
 	qctx := ctx
 	if len(enqueueCtx) > 0 {
 		qctx = enqueueCtx[0]
+		if qctx == nil {
+			var cancel context.CancelFunc
+			qctx, cancel = context.WithTimeout(context.Background(), pendingTimeout)
+			defer cancel()
+		}
 	}
 	select {
 	case s.queue <- req:
@@ -135,7 +153,6 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 // encoding work on the caller's goroutine rather than the writer's.
 func newRequest(ctx context.Context, ev *audit.Event) (*request, error) {
 	req := &request{ctx: ctx, ev: *ev, reply: make(chan error, 1)}
-	req.ev.Groups = slices.Clone(ev.Groups)
 	req.ev.ID = 0
 	if req.ev.Time.IsZero() {
 		req.ev.Time = time.Now()
@@ -144,6 +161,13 @@ func newRequest(ctx context.Context, ev *audit.Event) (*request, error) {
 	if y := req.ev.Time.Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("time %v outside years 1-9999", req.ev.Time)
 	}
+	// A session's events all carry its groups: reuse the last encoding
+	// (and its private copy of the groups) when they are the same.
+	if g := lastGroups.Load(); g != nil && slices.Equal(g.groups, ev.Groups) && (g.groups == nil) == (ev.Groups == nil) {
+		req.ev.Groups, req.groups = g.groups, g.json
+		return req, nil
+	}
+	req.ev.Groups = slices.Clone(ev.Groups)
 	groups := req.ev.Groups
 	if groups == nil {
 		groups = []string{} // "[]", not "null"
@@ -160,9 +184,20 @@ func newRequest(ctx context.Context, ev *audit.Event) (*request, error) {
 		if err := json.Unmarshal(b, &req.ev.Groups); err != nil {
 			return nil, fmt.Errorf("encode groups: %w", err)
 		}
+		return req, nil
 	}
+	lastGroups.Store(&encodedGroups{groups: req.ev.Groups, json: req.groups})
 	return req, nil
 }
+
+// encodedGroups is a private, never modified copy of a groups list and
+// its JSON encoding.
+type encodedGroups struct {
+	groups []string
+	json   string
+}
+
+var lastGroups atomic.Pointer[encodedGroups]
 
 func allValidUTF8(ss []string) bool {
 	for _, s := range ss {
