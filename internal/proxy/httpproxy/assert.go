@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -32,23 +33,37 @@ const JWKSPath = "/.well-known/warden/jwks.json"
 const AssertionIssuer = "warden"
 
 // Asserter signs the identity assertion warden adds to every request it
-// forwards to an http target: a short-lived JWT saying who called, for
-// which target, method and path. A backend verifies it with the key at
-// JWKSPath and so never has to trust a client-supplied header.
+// forwards to an http target: a short-lived JWT saying who called (subject,
+// groups, the agent token's issuer) and for which target. A backend
+// verifies it with the key at JWKSPath and so never has to trust a
+// client-supplied header. An assertion is reused for the same identity and
+// target until half its lifetime has passed: signing is the costliest step
+// of a forwarded request.
 type Asserter struct {
 	signer jose.Signer
 	jwks   []byte
 	kid    string
 	ttl    time.Duration
+
+	mu    sync.Mutex
+	cache map[assertionKey]cachedAssertion
 }
+
+type assertionKey struct{ iss, sub, tokenID, target string }
+
+type cachedAssertion struct {
+	jwt     string
+	renewAt time.Time
+}
+
+// maxCachedAssertions bounds the cache; past it, it is emptied.
+const maxCachedAssertions = 10000
 
 // Assertion is the claims of an identity assertion.
 type Assertion struct {
 	jwt.Claims
 	Groups  []string `json:"groups,omitempty"`
 	Target  string   `json:"target"`
-	Method  string   `json:"method"`
-	Path    string   `json:"path"`
 	OrigIss string   `json:"orig_iss"` // the agent token's issuer
 }
 
@@ -107,7 +122,7 @@ func NewAsserter(keyFile string, ttl time.Duration) (*Asserter, error) {
 	if ttl <= 0 {
 		ttl = time.Minute
 	}
-	return &Asserter{signer: signer, jwks: jwks, kid: kid, ttl: ttl}, nil
+	return &Asserter{signer: signer, jwks: jwks, kid: kid, ttl: ttl, cache: map[assertionKey]cachedAssertion{}}, nil
 }
 
 func parseKey(b []byte) (crypto.Signer, error) {
@@ -129,23 +144,46 @@ func parseKey(b []byte) (crypto.Signer, error) {
 	return nil, errors.New("not a PKCS#8, EC or PKCS#1 private key")
 }
 
-// Sign returns the assertion for one forwarded request.
-func (a *Asserter) Sign(p *identity.Principal, target, method, path string, now time.Time) (string, error) {
-	c := Assertion{
+// Sign returns the assertion of p's calls to target: a cached one while
+// it has more than half its lifetime left (and the agent token is still
+// valid that long), else a new one.
+func (a *Asserter) Sign(p *identity.Principal, target string, now time.Time) (string, error) {
+	k := assertionKey{p.Issuer, p.Subject, p.TokenID, target}
+	a.mu.Lock()
+	c, ok := a.cache[k]
+	a.mu.Unlock()
+	if ok && now.Before(c.renewAt) {
+		return c.jwt, nil
+	}
+	exp := now.Add(a.ttl)
+	if !p.Expiry.IsZero() && p.Expiry.Before(exp) {
+		exp = p.Expiry // never outlive the agent's own token
+	}
+	claims := Assertion{
 		Claims: jwt.Claims{
 			Issuer:    AssertionIssuer,
 			Subject:   p.Subject,
 			Audience:  jwt.Audience{target},
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
-			Expiry:    jwt.NewNumericDate(now.Add(a.ttl)),
+			Expiry:    jwt.NewNumericDate(exp),
 		},
-		Groups: p.Groups, Target: target, Method: method, Path: path, OrigIss: p.Issuer,
+		Groups: p.Groups, Target: target, OrigIss: p.Issuer,
 	}
 	var id [12]byte
 	rand.Read(id[:])
-	c.ID = hex.EncodeToString(id[:])
-	return jwt.Signed(a.signer).Claims(c).Serialize()
+	claims.ID = hex.EncodeToString(id[:])
+	tok, err := jwt.Signed(a.signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	if len(a.cache) >= maxCachedAssertions {
+		clear(a.cache)
+	}
+	a.cache[k] = cachedAssertion{jwt: tok, renewAt: now.Add(exp.Sub(now) / 2)}
+	a.mu.Unlock()
+	return tok, nil
 }
 
 // ServeJWKS serves the public key set.

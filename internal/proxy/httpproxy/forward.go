@@ -90,7 +90,7 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 		return
 	}
 	if !x.isKube() && s.cfg.Asserter != nil {
-		a, err := s.cfg.Asserter.Sign(x.principal, x.name, r.Method, x.path, s.cfg.Now())
+		a, err := s.cfg.Asserter.Sign(x.principal, x.name, s.cfg.Now())
 		if err != nil {
 			x.fail(w, http.StatusInternalServerError, "InternalError", "warden: cannot sign the identity assertion")
 			x.finish(r.Context(), approved)
@@ -195,7 +195,7 @@ func (x *exchange) finish(ctx context.Context, approved *review.Review) {
 	if x.status >= 400 || x.err != "" {
 		ev.Error = strings.TrimSpace("HTTP " + strconv.Itoa(x.status) + " " + x.err)
 	}
-	x.s.record(ctx, ev)
+	x.s.recordAfter(ctx, ev)
 	x.m.Completed(time.Since(x.start))
 	if approved != nil && x.s.cfg.Reviews != nil {
 		x.s.cfg.Reviews.Executed(context.WithoutCancel(ctx), approved.ID, ev.Reason)

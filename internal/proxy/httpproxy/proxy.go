@@ -82,6 +82,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	streams map[*stream]struct{}
+	wg      sync.WaitGroup // result records being written
 }
 
 // stream is a request in flight (for long-running ones — watch, log
@@ -170,8 +171,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close releases the targets' idle connections and ends streams.
+// Close releases the targets' idle connections, ends streams and waits
+// for result records being written.
 func (s *Server) Close() {
+	defer s.wg.Wait()
 	s.TerminateSubject("", "warden is shutting down")
 	for _, t := range s.cfg.Targets {
 		t.Close()
@@ -720,4 +723,24 @@ func (s *Server) record(ctx context.Context, ev *audit.Event) {
 	if err := s.cfg.Audit.Record(context.WithoutCancel(ctx), ev); err != nil {
 		s.log.Warn("audit record failed", "kind", ev.Kind, "err", err)
 	}
+}
+
+// recordAfter records what already happened (a result, after the response
+// went out) without holding the connection for the write: the decision
+// that let the request through was made durable before it was forwarded.
+// A failure is logged.
+func (s *Server) recordAfter(ctx context.Context, ev *audit.Event) {
+	as, ok := s.cfg.Audit.(audit.AsyncSink)
+	if !ok {
+		s.record(ctx, ev)
+		return
+	}
+	p := as.Submit(ev)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := p.Wait(); err != nil {
+			s.log.Warn("audit record failed", "kind", ev.Kind, "err", err)
+		}
+	}()
 }
