@@ -66,7 +66,9 @@ type HTTP struct {
 	MaxMaskBytes int64 `yaml:"max_mask_bytes,omitempty"`
 	// IdentityHeader is the header warden sets on every request it
 	// forwards to an http target: a short-lived JWT, signed by warden,
-	// asserting who called (sub, iss, groups, target, method, path).
+	// asserting who called (sub, groups, orig_iss) and for which target
+	// (aud, target); one is reused for the same caller and target for
+	// half its lifetime.
 	// Client-supplied values are always removed. Default
 	// "X-Warden-Identity".
 	IdentityHeader string `yaml:"identity_header,omitempty"`
