@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -342,12 +343,44 @@ func (s *SQLite) writeIndex(reqs []*request) (err error) {
 	return nil
 }
 
-func (s *SQLite) writeIndexTx(reqs []*request) (err error) {
+func (s *SQLite) writeIndexTx(reqs []*request) error {
+	// The indexer talks to the driver directly: database/sql would
+	// convert and copy every one of the 28 arguments of every row again.
 	ctx := context.Background()
-	// Before BeginTx: the write pool has one connection, which the
-	// transaction then holds.
-	st, err := s.insertStmts(ctx)
+	conn, err := s.wdb.Conn(ctx)
 	if err != nil {
+		return fmt.Errorf("connection: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error { return s.writeIndexRaw(ctx, dc, reqs) })
+}
+
+// rawConn is what the indexer needs of the driver's connection.
+type rawConn interface {
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.ConnPrepareContext
+}
+
+// rawInsert is the indexer's prepared multi-row INSERT on one driver
+// connection, with its reusable argument slice.
+type rawInsert struct {
+	conn      any
+	one, many driver.StmtExecContext
+	args      []driver.NamedValue
+}
+
+func (s *SQLite) writeIndexRaw(ctx context.Context, dc any, reqs []*request) (err error) {
+	c, ok := dc.(rawConn)
+	if !ok {
+		return fmt.Errorf("driver connection %T lacks ExecerContext, QueryerContext or ConnPrepareContext", dc)
+	}
+	ins, err := s.rawInsertFor(ctx, c)
+	if err != nil {
+		return err
+	}
+	exec := func(q string, args ...driver.NamedValue) error {
+		_, err := c.ExecContext(ctx, q, args)
 		return err
 	}
 	// The index is not the durable record: the journal is, and keeps the
@@ -355,28 +388,27 @@ func (s *SQLite) writeIndexTx(reqs []*request) (err error) {
 	// transactions skip the fsync that jobs (reviews, revocations, Prune)
 	// keep under synchronous=FULL.
 	if s.syncMode() != "NORMAL" {
-		if _, err := s.wdb.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+		if err := exec("PRAGMA synchronous=NORMAL"); err != nil {
 			return fmt.Errorf("set synchronous: %w", err)
 		}
 		defer func() {
-			if _, rerr := s.wdb.ExecContext(ctx, "PRAGMA synchronous="+s.syncMode()); rerr != nil {
+			if rerr := exec("PRAGMA synchronous=" + s.syncMode()); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("restore synchronous: %w", rerr))
 			}
 		}()
 	}
-	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
-	if err != nil {
+	if err := exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	committed := false
 	defer func() {
-		if err != nil {
-			_ = tx.Rollback() // the write error is the one worth reporting
+		if !committed {
+			_ = exec("ROLLBACK") // the write error is the one worth reporting
 		}
 	}()
-	var headID int64
-	var headHash []byte
-	if err := tx.QueryRowContext(ctx, selectHead).Scan(&headID, &headHash); err != nil {
-		return fmt.Errorf("read chain head: %w", err)
+	headID, headHash, err := readHeadRaw(ctx, c)
+	if err != nil {
+		return err
 	}
 	for len(reqs) > 0 && reqs[0].ev.ID <= headID {
 		if reqs[0].ev.ID == headID && !bytes.Equal(reqs[0].hash, headHash) {
@@ -385,22 +417,105 @@ func (s *SQLite) writeIndexTx(reqs []*request) (err error) {
 		reqs = reqs[1:]
 	}
 	if len(reqs) == 0 {
-		return tx.Rollback()
+		return nil // rolled back: nothing to add
 	}
 	if first := reqs[0]; first.ev.ID != headID+1 || !bytes.Equal(first.prev, headHash) {
 		return fmt.Errorf("record %d does not continue the index's chain at %d: %w", first.ev.ID, headID, audit.ErrChainBroken)
 	}
-	if err := insertRows(ctx, tx, st, reqs); err != nil {
-		return err
-	}
 	last := reqs[len(reqs)-1]
-	if _, err := tx.ExecContext(ctx, updateHead, last.ev.ID, last.hash); err != nil {
+	for len(reqs) > 0 {
+		stmt, n := ins.one, 1
+		if len(reqs) >= multiRows {
+			stmt, n = ins.many, multiRows
+		}
+		args := ins.args[:n*insertArgs]
+		for i, req := range reqs[:n] {
+			setArgs(args[i*insertArgs:(i+1)*insertArgs], req)
+		}
+		_, err := stmt.ExecContext(ctx, args)
+		for i := range args {
+			args[i].Value = nil // do not pin the events
+		}
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		reqs = reqs[n:]
+	}
+	if err := exec(updateHead, driver.NamedValue{Ordinal: 1, Value: last.ev.ID}, driver.NamedValue{Ordinal: 2, Value: last.hash}); err != nil {
 		return fmt.Errorf("update chain head: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := exec("COMMIT"); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	committed = true
 	return nil
+}
+
+// rawInsertFor returns the indexer's INSERT statements prepared on c,
+// preparing them when c is new (the pool replaced its connection).
+func (s *SQLite) rawInsertFor(ctx context.Context, c rawConn) (*rawInsert, error) {
+	if s.rawIns != nil && s.rawIns.conn == any(c) {
+		return s.rawIns, nil
+	}
+	prep := func(q string) (driver.StmtExecContext, error) {
+		st, err := c.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		ex, ok := st.(driver.StmtExecContext)
+		if !ok {
+			st.Close()
+			return nil, fmt.Errorf("prepare: driver statement %T lacks ExecContext", st)
+		}
+		return ex, nil
+	}
+	one, err := prep(insertColumns + insertPlaceholders)
+	if err != nil {
+		return nil, err
+	}
+	many, err := prep(insertColumns + insertPlaceholders + strings.Repeat(", "+insertPlaceholders, multiRows-1))
+	if err != nil {
+		one.(driver.Stmt).Close()
+		return nil, err
+	}
+	ins := &rawInsert{conn: c, one: one, many: many, args: make([]driver.NamedValue, multiRows*insertArgs)}
+	for i := range ins.args {
+		ins.args[i].Ordinal = i + 1
+	}
+	s.rawIns = ins
+	return ins, nil
+}
+
+func readHeadRaw(ctx context.Context, c rawConn) (id int64, hash []byte, err error) {
+	rows, err := c.QueryContext(ctx, selectHead, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read chain head: %w", err)
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 2)
+	if err := rows.Next(dest); err != nil {
+		return 0, nil, fmt.Errorf("read chain head: %w", err)
+	}
+	id, ok1 := dest[0].(int64)
+	h, ok2 := dest[1].([]byte)
+	if !ok1 || !ok2 {
+		return 0, nil, fmt.Errorf("read chain head: unexpected types %T, %T", dest[0], dest[1])
+	}
+	return id, bytes.Clone(h), nil
+}
+
+// setArgs sets the values of one row's arguments, in insertColumns order.
+func setArgs(a []driver.NamedValue, req *request) {
+	ev := &req.ev
+	for i, v := range [insertArgs]driver.Value{
+		ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client,
+		ev.Subject, ev.Issuer, req.groups, ev.TokenID,
+		ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
+		ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes,
+		int64(req.version), req.prev, req.hash,
+	} {
+		a[i].Value = v
+	}
 }
 
 const insertColumns = `INSERT INTO audit_events (
@@ -419,55 +534,6 @@ const (
 	selectHead = `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`
 	updateHead = `UPDATE audit_chain_head SET last_id = ?, last_hash = ? WHERE singleton = 1`
 )
-
-// insertStmts are the indexer's statements, prepared once on the write
-// connection: one row, and multiRows rows per INSERT (one statement
-// execution per row costs more than the row).
-type insertStmts struct {
-	one, many *sql.Stmt
-	args      []any
-}
-
-func (s *SQLite) insertStmts(ctx context.Context) (*insertStmts, error) {
-	if s.ins != nil {
-		return s.ins, nil
-	}
-	one, err := s.wdb.PrepareContext(ctx, insertColumns+insertPlaceholders)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	many, err := s.wdb.PrepareContext(ctx, insertColumns+insertPlaceholders+strings.Repeat(", "+insertPlaceholders, multiRows-1))
-	if err != nil {
-		one.Close()
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	s.ins = &insertStmts{one: one, many: many, args: make([]any, 0, multiRows*insertArgs)}
-	return s.ins, nil
-}
-
-// insertRows inserts reqs, whose chain links are set, inside tx.
-func insertRows(ctx context.Context, tx *sql.Tx, st *insertStmts, reqs []*request) error {
-	many, one := tx.StmtContext(ctx, st.many), tx.StmtContext(ctx, st.one)
-	defer many.Close()
-	defer one.Close()
-	for len(reqs) > 0 {
-		stmt, n := one, 1
-		if len(reqs) >= multiRows {
-			stmt, n = many, multiRows
-		}
-		args := st.args[:0]
-		for _, req := range reqs[:n] {
-			args = appendArgs(args, req)
-		}
-		_, err := stmt.ExecContext(ctx, args...)
-		clear(args)
-		if err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		reqs = reqs[n:]
-	}
-	return nil
-}
 
 func appendArgs(args []any, req *request) []any {
 	ev := &req.ev

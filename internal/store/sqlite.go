@@ -131,7 +131,7 @@ type SQLite struct {
 	acked atomic.Int64
 
 	ix          *indexer
-	ins         *insertStmts  // the indexer's prepared statements; indexer goroutine only
+	rawIns      *rawInsert    // the indexer's prepared statements; indexer goroutine only
 	indexerDone chan struct{} // closed by runIndexer when it exits
 
 	stopPruner context.CancelFunc // ends a prune in progress at Close
