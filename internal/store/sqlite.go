@@ -36,7 +36,8 @@ type Options struct {
 	// it is full, Record waits until its context ends. Default 4096.
 	QueueSize int
 
-	// MaxBatch is the most events committed in one transaction. Default 512.
+	// MaxBatch is the most events appended to the journal in one group
+	// (one write, one fdatasync). Default 512.
 	MaxBatch int
 
 	// ReadConns is the size of the read-only connection pool used by Query
@@ -52,12 +53,14 @@ type Options struct {
 	// forever.
 	Retention time.Duration
 
-	// ProcessCrashOnly trades power-loss durability for speed: commits
-	// are written to the operating system (WAL, synchronous=NORMAL) but
-	// not fsynced, so a crash or kill -9 of warden loses nothing
-	// acknowledged, while a power loss or kernel crash can lose the last
-	// commits (https://sqlite.org/pragma.html#pragma_synchronous).
-	// Default false: every commit is fsynced (synchronous=FULL).
+	// ProcessCrashOnly trades power-loss durability for speed: journal
+	// appends are written to the operating system but not fdatasynced (and
+	// other writes run with synchronous=NORMAL), so a crash or kill -9 of
+	// warden loses nothing acknowledged, while a power loss or kernel crash
+	// can lose the last groups
+	// (https://sqlite.org/pragma.html#pragma_synchronous). Default false:
+	// every journal append is fdatasynced, and reviews, revocations and
+	// prunes commit with synchronous=FULL.
 	ProcessCrashOnly bool
 
 	// PruneInterval is how often the pruner runs when Retention is set; it
@@ -65,9 +68,9 @@ type Options struct {
 	PruneInterval time.Duration
 
 	// OnCommit, if not nil, is called by the writer goroutine after each
-	// attempt to commit a batch of events: how many events, how long the
-	// transaction took (begin to commit, fsync included) and the error
-	// (nil if committed). It runs before the batch's callers are
+	// attempt to append a group of events to the journal: how many events,
+	// how long the append took (fdatasync included) and the error (nil if
+	// durable). It runs before the batch's callers are
 	// released, so it must be cheap and must not block or call into the
 	// store; it is meant for metrics. Prune and revocation transactions are
 	// not reported. Default nil.
