@@ -228,7 +228,10 @@ func (j *journal) recover(headID int64, headHash []byte) (recs []*request, maxSe
 	prevID, prev := headID, headHash
 	for _, r := range recs {
 		if r.ev.ID != prevID+1 {
-			return nil, 0, fmt.Errorf("journal: record %d follows record %d: %w", r.ev.ID, prevID, audit.ErrChainBroken)
+			// E.g. a database restored from a backup older than the
+			// journal's oldest segment: the records between are gone.
+			return nil, 0, fmt.Errorf("journal: record %d follows record %d (records missing between the index and the journal in %s): %w",
+				r.ev.ID, prevID, j.dir, audit.ErrChainBroken)
 		}
 		if string(r.prev) != string(prev) {
 			return nil, 0, fmt.Errorf("journal: record %d does not link to record %d: %w", r.ev.ID, prevID, audit.ErrChainBroken)
