@@ -650,6 +650,10 @@ func (p *eventPrinter) print(evs []audit.Event) error {
 // end's reason).
 func eventRow(ev *audit.Event) []string {
 	text := ev.Request
+	if ev.Status != 0 && text != "" {
+		// HTTP and Kubernetes: the status answered, before the request line.
+		text = strconv.FormatInt(ev.Status, 10) + " " + text
+	}
 	if text == "" {
 		switch {
 		case ev.Kind == audit.KindResult:

@@ -26,7 +26,7 @@ import (
 // verify under another, and a store keeps each record's version next to
 // its hash. Version 1 covers the fields Event had before Seq; version 2
 // (HashVersion, what Hash computes) adds Seq, Fingerprint, ParamsHash,
-// DurationUS, Rows and Bytes. Old records keep verifying under the version
+// DurationUS, Rows and Bytes; version 3 adds Status. Old records keep verifying under the version
 // they were written with; a version-1 record with any version-2 field set
 // does not verify, because version 1 cannot vouch for that field.
 //
@@ -45,7 +45,7 @@ const HashSize = sha256.Size
 
 // HashVersion is the version of the canonical encoding Hash computes, the
 // one new records are written with.
-const HashVersion = 2
+const HashVersion = 3
 
 // KindPrune is the kind of the record a store appends to the chain, in
 // the transaction that deletes the chain's oldest records, to attest the
@@ -61,6 +61,7 @@ var GenesisHash = make([]byte, HashSize)
 var chainDomains = [...]string{
 	1: "warden.audit.chain.v1",
 	2: "warden.audit.chain.v2",
+	3: "warden.audit.chain.v3",
 }
 
 // Hash returns the chain hash of ev given the hash of the record before it
@@ -73,7 +74,7 @@ var chainDomains = [...]string{
 // RFC 3339 with nanoseconds, and Groups as a count followed by each group.
 // The fields follow in declaration order: Kind through Error (version 1),
 // then Seq, Fingerprint, ParamsHash, DurationUS, Rows, Bytes (added in
-// version 2). Length prefixes make the encoding unambiguous (no field can
+// version 2), then Status (version 3). Length prefixes make the encoding unambiguous (no field can
 // absorb its neighbour), and no map or JSON encoder is involved, so it is
 // deterministic across Go versions and across store implementations.
 //
@@ -94,6 +95,9 @@ func Hash(prev []byte, ev *Event) []byte {
 func HashWithVersion(version int, prev []byte, ev *Event) ([]byte, error) {
 	if version < 1 || version >= len(chainDomains) {
 		return nil, fmt.Errorf("unknown hash version %d", version)
+	}
+	if version < 3 && ev.Status != 0 {
+		return nil, fmt.Errorf("field status is set, but hash version %d does not cover it", version)
 	}
 	if version < 2 {
 		for _, f := range []struct {
@@ -143,6 +147,9 @@ func HashWithVersion(version int, prev []byte, ev *Event) ([]byte, error) {
 		e.int(ev.DurationUS)
 		e.int(ev.Rows)
 		e.int(ev.Bytes)
+	}
+	if version >= 3 {
+		e.int(ev.Status)
 	}
 	sum := sha256.Sum256(e.b)
 	return sum[:], nil

@@ -41,11 +41,18 @@ func sampleResult() *Event {
 	return ev
 }
 
+// sampleHTTPResult is sampleResult with the field added in hash version 3.
+func sampleHTTPResult() *Event {
+	ev := sampleResult()
+	ev.Status = 403
+	return ev
+}
+
 // TestHashCoversEveryField fails when Event gains a field: the new field
 // must be added to Hash (under a new version in chainDomains), or records
 // could be altered in that field without breaking the chain.
 func TestHashCoversEveryField(t *testing.T) {
-	const known = 25
+	const known = 26
 	if n := reflect.TypeFor[Event]().NumField(); n != known {
 		t.Fatalf("Event has %d fields, Hash covers %d: add the new field to Hash under a new hash version", n, known)
 	}
@@ -124,6 +131,8 @@ func TestHashGolden(t *testing.T) {
 		{"v1", 1, sampleEvent(), "161a56985d15c1bbf4eb092055ff1a9ea8a79b2605b3ca2e0408709f98057221"},
 		{"v2 without result fields", 2, sampleEvent(), "14e9e0a993c88830e252de69cfc29b8027f8e61c7fb2deb859c18f2aed4d57bd"},
 		{"v2 with result fields", 2, sampleResult(), "408e1c00f76d26c0502cb29c1abd752f9a82ca7e631a7450d44c804a25a07643"},
+		{"v3 without status", 3, sampleEvent(), "4d2bbe413373d0594b3eaf8105e3b1d60e24febe4b2e63461b4d59133f5b594d"},
+		{"v3 with status", 3, sampleHTTPResult(), "0bbb5fc7c12e593a718fc90fe77aff92393ad54f036ae15f395cd33824b8db07"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,7 +145,7 @@ func TestHashGolden(t *testing.T) {
 			}
 		})
 	}
-	if !bytes.Equal(Hash(GenesisHash, sampleResult()), must(HashWithVersion(HashVersion, GenesisHash, sampleResult()))) {
+	if !bytes.Equal(Hash(GenesisHash, sampleHTTPResult()), must(HashWithVersion(HashVersion, GenesisHash, sampleHTTPResult()))) {
 		t.Error("Hash is not HashWithVersion(HashVersion, …)")
 	}
 }
@@ -164,6 +173,9 @@ func TestHashVersionLimits(t *testing.T) {
 		if _, err := HashWithVersion(1, GenesisHash, ev); err == nil {
 			t.Errorf("version 1 hashed an event with a version-2 field set: %+v", ev)
 		}
+	}
+	if _, err := HashWithVersion(2, GenesisHash, sampleHTTPResult()); err == nil {
+		t.Error("version 2 hashed an event with status set")
 	}
 	for _, v := range []int{-1, 0, HashVersion + 1} {
 		if _, err := HashWithVersion(v, GenesisHash, sampleEvent()); err == nil {
@@ -228,7 +240,7 @@ func TestChainVerifier(t *testing.T) {
 		{"edited and rehashed", func(r []rec) ([]rec, int64, []byte) {
 			id, h := head(r)
 			r[2].ev.Request = "SELECT 1"
-			r[2].hash = Hash(r[2].prev, &r[2].ev)
+			r[2].hash = must(HashWithVersion(r[2].version, r[2].prev, &r[2].ev))
 			return r, id, h
 		}, 4, 0},
 		{"deleted middle", func(r []rec) ([]rec, int64, []byte) {

@@ -57,6 +57,7 @@ type Event struct {
 	DurationUS  int64  `json:"duration_us,omitempty"` // statement duration in microseconds (results)
 	Rows        int64  `json:"rows,omitempty"`        // rows returned or affected (results)
 	Bytes       int64  `json:"bytes,omitempty"`       // bytes sent to the client (results)
+	Status      int64  `json:"status,omitempty"`      // HTTP status answered to an http or kubernetes request
 }
 
 // Sink stores events durably.

@@ -511,7 +511,7 @@ func setArgs(a []driver.NamedValue, req *request) {
 		ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client,
 		ev.Subject, ev.Issuer, req.groups, ev.TokenID,
 		ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
-		ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes,
+		ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes, ev.Status,
 		int64(req.version), req.prev, req.hash,
 	} {
 		a[i].Value = v
@@ -522,13 +522,13 @@ const insertColumns = `INSERT INTO audit_events (
 	id, time, kind, session_id, protocol, target, client,
 	subject, issuer, groups, token_id,
 	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
-	seq, fingerprint, params_hash, duration_us, row_count, byte_count,
+	seq, fingerprint, params_hash, duration_us, row_count, byte_count, http_status,
 	hash_version, prev_hash, hash
 ) VALUES `
 
-const insertPlaceholders = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertPlaceholders = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-const insertArgs = 28
+const insertArgs = 29
 
 const (
 	selectHead = `SELECT last_id, last_hash FROM audit_chain_head WHERE singleton = 1`
@@ -541,7 +541,7 @@ func appendArgs(args []any, req *request) []any {
 		ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client,
 		ev.Subject, ev.Issuer, req.groups, ev.TokenID,
 		ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
-		ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes,
+		ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes, ev.Status,
 		req.version, req.prev, req.hash,
 	)
 }

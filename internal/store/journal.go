@@ -65,7 +65,7 @@ const (
 	journalMagic = "WDNJRNL\x01"
 
 	// recordVersion is the first byte of every record payload.
-	recordVersion = 1
+	recordVersion = 2 // 2: status after bytes
 
 	frameHeaderSize = 8
 
@@ -494,7 +494,8 @@ func syncDir(dir string) error {
 //	         issuer, groups (the JSON array stored in the index), token_id,
 //	         request, request_hash, stmt_kind, decision, policy, rule,
 //	         reason, error, fingerprint, params_hash
-//	varint   × 4: seq, duration_us, rows, bytes
+//	varint   × 5: seq, duration_us, rows, bytes, status (status: record
+//	         version 2; version 1 records, written before it, have none)
 //
 // where a string is a uvarint length and the bytes.
 func appendRecord(dst []byte, req *request) []byte {
@@ -516,7 +517,7 @@ func appendRecord(dst []byte, req *request) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
-	for _, v := range [...]int64{ev.Seq, ev.DurationUS, ev.Rows, ev.Bytes} {
+	for _, v := range [...]int64{ev.Seq, ev.DurationUS, ev.Rows, ev.Bytes, ev.Status} {
 		dst = binary.AppendVarint(dst, v)
 	}
 	payload := dst[start+frameHeaderSize:]
@@ -595,9 +596,10 @@ func (p *payloadReader) bytes(n uint64) []byte {
 func (p *payloadReader) str() string { return string(p.bytes(p.uvarint())) }
 
 func decodePayload(b []byte) (*request, error) {
-	if len(b) == 0 || b[0] != recordVersion {
+	if len(b) == 0 || (b[0] != 1 && b[0] != recordVersion) {
 		return nil, errTorn
 	}
+	recVersion := b[0]
 	p := payloadReader{b: b[1:]}
 	r := &request{}
 	ev := &r.ev
@@ -617,6 +619,9 @@ func decodePayload(b []byte) (*request, error) {
 	}
 	for _, f := range [...]*int64{&ev.Seq, &ev.DurationUS, &ev.Rows, &ev.Bytes} {
 		*f = p.varint()
+	}
+	if recVersion >= 2 {
+		ev.Status = p.varint()
 	}
 	switch {
 	case p.err != nil:

@@ -134,6 +134,12 @@ CREATE INDEX reviews_fingerprint_state ON reviews (fingerprint, state, created_a
 CREATE INDEX reviews_created ON reviews (created_at);
 CREATE INDEX reviews_state_created ON reviews (state, created_at);
 `},
+	{4, `
+-- The HTTP status answered to an http or kubernetes request (audit.Event
+-- gained it with hash version 3). Rows written before this step keep 0,
+-- which is what hash versions 1 and 2 require of them.
+ALTER TABLE audit_events ADD COLUMN http_status INTEGER NOT NULL DEFAULT 0;
+`},
 }
 
 // migrate brings db to the newest schema version. It is idempotent and

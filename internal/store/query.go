@@ -52,7 +52,7 @@ const (
 const selectEvent = `SELECT id, time, kind, session_id, protocol, target, client,
 	subject, issuer, groups, token_id,
 	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
-	seq, fingerprint, params_hash, duration_us, row_count, byte_count`
+	seq, fingerprint, params_hash, duration_us, row_count, byte_count, http_status`
 
 // selectLink follows selectEvent when the chain link is wanted too.
 const selectLink = `, hash_version, prev_hash, hash`
@@ -158,7 +158,7 @@ func scanEvent(rows *sql.Rows, ev *audit.Event, l *link) error {
 		&ev.ID, &ts, &ev.Kind, &ev.SessionID, &ev.Protocol, &ev.Target, &ev.Client,
 		&ev.Subject, &ev.Issuer, &groups, &ev.TokenID,
 		&ev.Request, &ev.RequestHash, &ev.StmtKind, &ev.Decision, &ev.Policy, &ev.Rule, &ev.Reason, &ev.Error,
-		&ev.Seq, &ev.Fingerprint, &ev.ParamsHash, &ev.DurationUS, &ev.Rows, &ev.Bytes,
+		&ev.Seq, &ev.Fingerprint, &ev.ParamsHash, &ev.DurationUS, &ev.Rows, &ev.Bytes, &ev.Status,
 	}
 	if l != nil {
 		dest = append(dest, &l.version, &l.prev, &l.hash)

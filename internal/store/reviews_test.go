@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+
 	"errors"
 	"fmt"
+	"github.com/warden-gateway/warden/internal/audit"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -582,9 +584,7 @@ func writeV2Database(t *testing.T, path string, v1, v2 int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := appendEvents(ctx, tx, reqs); err != nil {
-		t.Fatal(err)
-	}
+	appendEventsV2(t, tx, reqs)
 	if _, err := tx.Exec(`INSERT INTO revocations (subject, revoked_by, reason, revoked_at) VALUES ('agent-9', 'admin', 'leaked', ?)`,
 		time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Format(timeLayout)); err != nil {
 		t.Fatal(err)
@@ -634,10 +634,44 @@ func TestMigrateFromV2(t *testing.T) {
 		versions = append(versions, v)
 	}
 	rows.Close()
-	if want := []int{1, 2, 3}; !slices.Equal(versions, want) {
+	if want := []int{1, 2, 3, 4}; !slices.Equal(versions, want) {
 		t.Fatalf("schema versions = %v, want %v", versions, want)
 	}
 	if ids := storedIDs(t, db); !slices.Equal(ids, []int64{1, 2, 3, 4, 5, 6}) {
 		t.Fatalf("ids = %v", ids)
+	}
+}
+
+// appendEventsV2 appends reqs as a warden of schema version 2 and hash
+// version 2 wrote them: no http_status column.
+func appendEventsV2(t *testing.T, tx *sql.Tx, reqs []*request) {
+	t.Helper()
+	var lastID int64
+	var prev []byte
+	if err := tx.QueryRow(selectHead).Scan(&lastID, &prev); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range reqs {
+		lastID++
+		ev := &req.ev
+		ev.ID = lastID
+		h, err := audit.HashWithVersion(2, prev, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(`INSERT INTO audit_events (
+	id, time, kind, session_id, protocol, target, client, subject, issuer, groups, token_id,
+	request, request_hash, stmt_kind, decision, policy, rule, reason, error,
+	seq, fingerprint, params_hash, duration_us, row_count, byte_count, hash_version, prev_hash, hash
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 2, ?, ?)`,
+			ev.ID, ev.Time.Format(timeLayout), ev.Kind, ev.SessionID, ev.Protocol, ev.Target, ev.Client, ev.Subject, ev.Issuer, req.groups, ev.TokenID,
+			ev.Request, ev.RequestHash, ev.StmtKind, ev.Decision, ev.Policy, ev.Rule, ev.Reason, ev.Error,
+			ev.Seq, ev.Fingerprint, ev.ParamsHash, ev.DurationUS, ev.Rows, ev.Bytes, prev, h); err != nil {
+			t.Fatal(err)
+		}
+		prev = h
+	}
+	if _, err := tx.Exec(updateHead, lastID, prev); err != nil {
+		t.Fatal(err)
 	}
 }

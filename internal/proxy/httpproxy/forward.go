@@ -187,6 +187,7 @@ func (x *exchange) finish(ctx context.Context, approved *review.Review) {
 	ev.Decision = audit.Allow
 	ev.DurationUS = time.Since(x.start).Microseconds()
 	ev.Bytes = x.bytes.Load()
+	ev.Status = int64(x.status)
 	ev.Rows = x.masked.Load()
 	ev.Reason = "status " + strconv.Itoa(x.status)
 	if n := x.masked.Load(); n > 0 {

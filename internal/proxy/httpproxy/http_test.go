@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -413,10 +414,17 @@ func TestAuditOfRequests(t *testing.T) {
 			t.Errorf("audit lacks %q; have:\n%s", w, got)
 		}
 	}
+	var statuses []int64
 	for _, e := range evs {
 		if e.Kind == audit.KindResult && e.Bytes == 0 {
 			t.Errorf("result without bytes: %+v", e)
 		}
+		if e.Status != 0 {
+			statuses = append(statuses, e.Status)
+		}
+	}
+	if !slices.Equal(statuses, []int64{200, 403}) {
+		t.Errorf("audited statuses = %v, want [200 403] (the result of the GET, the refused DELETE)", statuses)
 	}
 }
 

@@ -292,7 +292,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.TokenRejected(identity.ReasonOf(err))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="warden", error="invalid_token"`)
 		s.record(r.Context(), &audit.Event{Kind: audit.KindLoginFailed, Protocol: x.protocol(), Target: name, Client: x.client,
-			Decision: audit.Deny, Reason: err.Error(), Time: x.start})
+			Decision: audit.Deny, Reason: err.Error(), Time: x.start, Status: http.StatusUnauthorized})
 		x.fail(w, http.StatusUnauthorized, "Unauthorized", "warden: invalid token: "+err.Error())
 		return
 	}
@@ -524,6 +524,7 @@ const wsBearerPrefix = "base64url.bearer.authorization.k8s.io."
 
 // deny refuses the request with the decision, after recording it.
 func (x *exchange) deny(w http.ResponseWriter, r *http.Request) {
+	x.status = http.StatusForbidden
 	if err := x.auditDecision(r.Context(), nil); err != nil {
 		x.s.log.Warn("audit of a refusal failed", "err", err)
 	}
@@ -672,6 +673,7 @@ func (x *exchange) auditDecision(ctx context.Context, approved *review.Review) e
 func (x *exchange) auditWith(ctx context.Context, d policy.Decision, _ *review.Review, decision string) error {
 	ev := x.baseEvent(audit.KindStatement)
 	ev.Decision = decision
+	ev.Status = int64(x.status) // set when the decision is the answer (a refusal)
 	ev.Policy, ev.Rule, ev.Reason = d.Policy, d.Rule, d.Reason
 	return x.s.cfg.Audit.Record(context.WithoutCancel(ctx), ev)
 }
