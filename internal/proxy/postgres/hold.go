@@ -14,19 +14,7 @@ import (
 
 // Reviewer is the approval service a held statement waits on
 // (internal/review.Manager).
-type Reviewer interface {
-	// Claim takes the single-use grant of an approved review with this
-	// fingerprint, if there is one.
-	Claim(ctx context.Context, fingerprint string) (*review.Review, bool, error)
-	// Request finds or creates the pending review for req.
-	Request(ctx context.Context, req review.Request) (*review.Review, error)
-	// Wait blocks until the review is decided or ctx ends.
-	Wait(ctx context.Context, id string) (*review.Review, error)
-	// Executed records what the approved statement did.
-	Executed(ctx context.Context, id, result string)
-	// URL links to the review for a human.
-	URL(id string) string
-}
+type Reviewer = review.Service
 
 // hold puts a statement that policy marks for review before a human. An
 // approved, unclaimed review of exactly this request (same identity,
