@@ -206,8 +206,8 @@ type Rule struct {
 
 // HTTPRule matches HTTP requests. Empty lists match anything.
 type HTTPRule struct {
-	// Methods are HTTP methods (GET, POST, ...; "*" any). A WebSocket
-	// upgrade is a GET.
+	// Methods are HTTP methods (GET, POST, ...; "*" any). GET covers
+	// HEAD. A WebSocket upgrade is a GET.
 	Methods []string `yaml:"methods,omitempty"`
 	// Paths are path globs over the request's decoded path (below the
 	// /t/<target> prefix): '*' matches within one segment, "**" as a

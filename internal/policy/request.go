@@ -162,7 +162,10 @@ func matchPath(glob []pattern, path []string) bool {
 }
 
 func (en *httpEntry) match(s *Subject, r *HTTPRequest, segs []string, failClosed bool) bool {
-	if en.methods != nil && !slices.Contains(en.methods, r.Method) {
+	// HEAD is GET without the body: a rule naming GET covers it (and a
+	// deny of GET denies it), as the API server and most routers do.
+	if en.methods != nil && !slices.Contains(en.methods, r.Method) &&
+		!(r.Method == "HEAD" && slices.Contains(en.methods, "GET")) {
 		return false
 	}
 	if len(en.paths) > 0 {

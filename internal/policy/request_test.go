@@ -58,7 +58,9 @@ func TestDecideHTTP(t *testing.T) {
 		{"GET", "/v1/invoices", nil, Allow, "agents/allow[0]"},
 		{"GET", "/v1/invoices/7", nil, Allow, "agents/allow[0]"},
 		{"GET", "/v1/invoices/7/lines/2", nil, Allow, "agents/allow[0]"},
-		{"HEAD", "/v1/invoices/7", nil, Deny, RuleDefaultDeny},
+		{"HEAD", "/v1/invoices/7", nil, Allow, "agents/allow[0]"}, // HEAD is covered by GET
+		{"HEAD", "/v1/invoices/7/internal", nil, Deny, "agents/deny[0]"},
+		{"OPTIONS", "/v1/invoices/7", nil, Deny, RuleDefaultDeny},
 		{"DELETE", "/v1/invoices/7", nil, Deny, RuleDefaultDeny},
 		{"GET", "/v1/invoices/7/internal", nil, Deny, "agents/deny[0]"},
 		{"GET", "/v1/invoicesX", nil, Deny, RuleDefaultDeny},
