@@ -73,7 +73,7 @@ type maskRule struct {
 	cm          ColumnMask // as the rule alone says
 	columns     []colGlob
 	detectors   []string // distinct, in the rule's order
-	fields      [][]pattern
+	fields      []segGlob
 	passNonJSON bool // http: non_json: pass
 }
 
@@ -170,15 +170,7 @@ func (e *Engine) compileMaskRule(pol string, j int, p string, r config.MaskRule,
 			failf(fmt.Sprintf("%s.fields[%d]", p, k), "invalid field path %q: %v", f, err)
 			continue
 		}
-		var segs []pattern
-		for _, seg := range strings.Split(f, ".") {
-			if seg == "**" {
-				segs = append(segs, pattern{wild: true, lit: "**"})
-				continue
-			}
-			segs = append(segs, compilePattern(seg))
-		}
-		mr.fields = append(mr.fields, segs)
+		mr.fields = append(mr.fields, compileSegGlob(strings.Split(f, ".")))
 	}
 	mr.passNonJSON = r.NonJSON == config.NonJSONPass
 	for k, s := range r.Columns {
@@ -419,7 +411,7 @@ func (m *MaskSet) Field(path []string) (ColumnMask, bool) {
 	var best *maskRule
 	for _, r := range m.fieldRules {
 		for _, g := range r.fields {
-			if matchPath(g, path) && r.stronger(best) {
+			if g.match(path) && r.stronger(best) {
 				best = r
 			}
 		}

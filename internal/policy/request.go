@@ -62,7 +62,7 @@ type reqRule struct {
 
 type httpEntry struct {
 	methods []string // nil: any
-	paths   [][]pattern
+	paths   []segGlob
 	when    *condition
 }
 
@@ -96,18 +96,10 @@ func (e *Engine) compileRequestRules(env *cel.Env, rp, pol string, r config.Rule
 				fail(fmt.Sprintf("%s.paths[%d]", hp, j), fmt.Sprintf("policy %q: invalid path glob %q: %v", pol, g, err))
 				continue
 			}
-			var segs []pattern
-			for _, s := range strings.Split(g[1:], "/") {
-				if s == "**" {
-					segs = append(segs, pattern{wild: true, lit: "**"})
-					continue
-				}
-				segs = append(segs, compilePattern(s))
-			}
-			en.paths = append(en.paths, segs)
+			en.paths = append(en.paths, compileSegGlob(strings.Split(g[1:], "/")))
 		}
 		if h.When != "" {
-			c, err := compileRequestCondition(env, h.When)
+			c, err := compileCondition(env, h.When)
 			if err != nil {
 				fail(hp+".when", fmt.Sprintf("policy %q: %v", pol, err))
 			}
@@ -131,34 +123,56 @@ func (e *Engine) compileRequestRules(env *cel.Env, rp, pol string, r config.Rule
 	return rr
 }
 
-// isDoubleStar reports whether a compiled path segment is "**".
-func (p *pattern) isDoubleStar() bool { return p.wild && p.lit == "**" && p.toks == nil }
+// segGlob is a glob over a sequence of segments (path segments, JSON
+// keys): each segment a pattern, or "**" for any run of segments, none
+// included.
+type segGlob []segment
 
-// matchPath matches path segments against glob segments; "**" matches
-// any number of segments, zero included. Bounded: memoized on (glob
-// index, path index).
-func matchPath(glob []pattern, path []string) bool {
-	type key struct{ g, p int }
-	memo := map[key]bool{}
-	var rec func(g, p int) bool
-	rec = func(g, p int) bool {
-		k := key{g, p}
-		if v, ok := memo[k]; ok {
-			return v
+type segment struct {
+	anyRun bool // "**"
+	p      pattern
+}
+
+func compileSegGlob(parts []string) segGlob {
+	g := make(segGlob, len(parts))
+	for i, s := range parts {
+		if s == "**" {
+			g[i].anyRun = true
+		} else {
+			g[i].p = compilePattern(s)
 		}
-		var ok bool
-		switch {
-		case g == len(glob):
-			ok = p == len(path)
-		case glob[g].isDoubleStar():
-			ok = rec(g+1, p) || (p < len(path) && rec(g, p+1))
-		default:
-			ok = p < len(path) && glob[g].match(path[p]) && rec(g+1, p+1)
-		}
-		memo[k] = ok
-		return ok
 	}
-	return rec(0, 0)
+	return g
+}
+
+// match reports whether path matches the glob. Like pattern.match it
+// backtracks only to the most recent "**", so its cost is bounded by
+// len(path) times len(g), and it allocates nothing.
+func (g segGlob) match(path []string) bool {
+	gi, pi := 0, 0
+	starG, starP := -1, 0
+	for {
+		if gi < len(g) {
+			if g[gi].anyRun {
+				starG, starP = gi, pi
+				gi++
+				continue
+			}
+			if pi < len(path) && g[gi].p.match(path[pi]) {
+				gi++
+				pi++
+				continue
+			}
+		} else if pi == len(path) {
+			return true
+		}
+		// Mismatch: let the last "**" take one more segment.
+		if starG < 0 || starP >= len(path) {
+			return false
+		}
+		starP++
+		gi, pi = starG+1, starP
+	}
 }
 
 func (en *httpEntry) match(s *Subject, r *HTTPRequest, segs []string, failClosed bool) bool {
@@ -171,7 +185,7 @@ func (en *httpEntry) match(s *Subject, r *HTTPRequest, segs []string, failClosed
 	if len(en.paths) > 0 {
 		ok := false
 		for _, g := range en.paths {
-			if matchPath(g, segs) {
+			if g.match(segs) {
 				ok = true
 				break
 			}
@@ -424,10 +438,6 @@ func newRequestCELEnv() (*cel.Env, error) {
 		cel.Variable("query", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
 		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
 	)
-}
-
-func compileRequestCondition(env *cel.Env, src string) (*condition, error) {
-	return compileCondition(env, src)
 }
 
 func requestActivation(s *Subject, r *HTTPRequest) activation {

@@ -169,3 +169,42 @@ func TestMaskFields(t *testing.T) {
 		t.Error("one rule refuses non-JSON bodies: PassNonJSON must be false")
 	}
 }
+
+// TestSegGlob checks the backtracking matcher against a plain recursive
+// definition of "**" on every glob and path built from a small alphabet.
+func TestSegGlob(t *testing.T) {
+	var ref func(g, p []string) bool
+	ref = func(g, p []string) bool {
+		switch {
+		case len(g) == 0:
+			return len(p) == 0
+		case g[0] == "**":
+			return ref(g[1:], p) || (len(p) > 0 && ref(g, p[1:]))
+		default:
+			pat := compilePattern(g[0])
+			return len(p) > 0 && pat.match(p[0]) && ref(g[1:], p[1:])
+		}
+	}
+	parts := []string{"a", "b", "*", "**", "a*"}
+	var globs [][]string
+	var gen func(prefix []string, n int)
+	gen = func(prefix []string, n int) {
+		globs = append(globs, append([]string(nil), prefix...))
+		if n == 0 {
+			return
+		}
+		for _, p := range parts {
+			gen(append(prefix, p), n-1)
+		}
+	}
+	gen(nil, 4)
+	paths := [][]string{nil, {"a"}, {"b"}, {"a", "b"}, {"ab", "a", "b"}, {"b", "a", "a", "b"}, {"a", "x", "b", "a"}}
+	for _, g := range globs {
+		sg := compileSegGlob(g)
+		for _, p := range paths {
+			if got, want := sg.match(p), ref(g, p); got != want {
+				t.Fatalf("glob %q on %q: %v, want %v", g, p, got, want)
+			}
+		}
+	}
+}
