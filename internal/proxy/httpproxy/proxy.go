@@ -83,6 +83,37 @@ type Server struct {
 	mu      sync.Mutex
 	streams map[*stream]struct{}
 	wg      sync.WaitGroup // result records being written
+
+	// subjects caches bound subjects: the verifier returns the same
+	// *Principal for a token it has verified before, and binding
+	// evaluates every policy's CEL condition, which an agent's requests
+	// need not pay for each time.
+	subjectsMu sync.Mutex
+	subjects   map[subjectKey]*policy.Subject
+}
+
+type subjectKey struct {
+	engine    *policy.Engine
+	principal *identity.Principal
+}
+
+// maxCachedSubjects bounds Server.subjects; past it, it is emptied.
+const maxCachedSubjects = 4096
+
+// bind returns p's subject under the current policy.
+func (s *Server) bind(p *identity.Principal) *policy.Subject {
+	k := subjectKey{s.cfg.Policy(), p}
+	s.subjectsMu.Lock()
+	defer s.subjectsMu.Unlock()
+	if sub, ok := s.subjects[k]; ok {
+		return sub
+	}
+	sub := k.engine.Bind(p)
+	if len(s.subjects) >= maxCachedSubjects {
+		clear(s.subjects)
+	}
+	s.subjects[k] = sub
+	return sub
 }
 
 // stream is a request in flight (for long-running ones — watch, log
@@ -160,7 +191,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxAuditText <= 0 {
 		cfg.MaxAuditText = 4096
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, maskers: newMaskers(cfg.MaskHashKey, cfg.CustomDetectors), streams: map[*stream]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, maskers: newMaskers(cfg.MaskHashKey, cfg.CustomDetectors), streams: map[*stream]struct{}{},
+		subjects: map[subjectKey]*policy.Subject{}}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      transportByTarget{},
@@ -249,8 +281,13 @@ type exchange struct {
 	kr       *policy.KubeRequest
 	decision policy.Decision
 	text     string // "GET /v1/x?y=1": the audited request line
-	query    url.Values
-	bodyHash string
+	textHash string // sha256 of text, hex, once computed
+	// Kubernetes: the request described for the audit log, and the
+	// exec/attach/port-forward session it opens, if any.
+	fingerprint string
+	stream      *kube.StreamInfo
+	query       url.Values
+	bodyHash    string
 
 	m       *metrics.Target
 	inject  http.Header // headers warden sets upstream (rewrite)
@@ -297,7 +334,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.principal = p
-	x.subject = s.cfg.Policy().Bind(p)
+	x.subject = s.bind(p)
 	x.seq = s.seq.Add(1)
 	x.sessionID = "h" + strconv.FormatInt(x.seq, 36)
 	if x.target == nil {
@@ -383,9 +420,8 @@ func (x *exchange) upgradeRefusal(up string) string {
 	ws := strings.EqualFold(strings.TrimSpace(up), "websocket")
 	spdy := strings.EqualFold(strings.TrimSpace(up), "SPDY/3.1")
 	if x.isKube() {
-		_, stream := kube.Stream(x.ri, x.query)
 		switch {
-		case spdy && stream, ws:
+		case spdy && x.stream != nil, ws:
 		default:
 			return "protocol upgrade to " + strconv.Quote(up) + " is not relayed (WebSocket, or SPDY for exec, attach and port-forward)"
 		}
@@ -439,16 +475,19 @@ func (x *exchange) parse(r *http.Request) error {
 		return fmt.Errorf("unknown Kubernetes API path %s: %v", path, err)
 	}
 	x.ri = ri
-	if _, ok := kube.Stream(ri, x.query); ok {
-		// exec, attach and port-forward are one request whether the
-		// client opens them with a WebSocket GET or a SPDY POST (kubectl
-		// tries one, then the other): one audit text, one review.
-		x.text = "POST" + strings.TrimPrefix(x.text, r.Method)
-	}
 	x.kr = &policy.KubeRequest{
 		IsResourceRequest: ri.IsResourceRequest, Path: ri.Path, Verb: ri.Verb, APIGroup: ri.APIGroup,
 		Namespace: ri.Namespace, Resource: ri.Resource, Subresource: ri.Subresource, Name: ri.Name,
 		Discovery: kube.IsDiscovery(ri),
+	}
+	x.fingerprint = policy.DescribeKube(x.kr)
+	if st, ok := kube.Stream(ri, x.query); ok {
+		x.stream = &st
+		// exec, attach and port-forward are one request whether the
+		// client opens them with a WebSocket GET or a SPDY POST (kubectl
+		// tries one, then the other): one audit text, one review.
+		x.text = "POST" + strings.TrimPrefix(x.text, r.Method)
+		x.fingerprint += " " + describeStream(st)
 	}
 	return nil
 }
@@ -588,8 +627,8 @@ func (x *exchange) hold(w http.ResponseWriter, r *http.Request) *review.Review {
 	kind := strings.ToLower(r.Method)
 	if x.kr != nil {
 		kind = x.kr.Verb
-		if st, ok := kube.Stream(x.ri, x.query); ok {
-			kind = st.Kind
+		if x.stream != nil {
+			kind = x.stream.Kind
 		}
 	}
 	req := review.Request{
@@ -686,22 +725,18 @@ func (x *exchange) baseEvent(kind string) *audit.Event {
 	if p := x.principal; p != nil {
 		ev.Subject, ev.Issuer, ev.Groups, ev.TokenID = p.Subject, p.Issuer, p.Groups, p.TokenID
 	}
-	text := x.text
-	sum := sha256.Sum256([]byte(text))
-	ev.RequestHash = hex.EncodeToString(sum[:])
-	if len(text) > x.s.cfg.MaxAuditText {
-		text = text[:x.s.cfg.MaxAuditText]
+	if x.textHash == "" {
+		sum := sha256.Sum256([]byte(x.text))
+		x.textHash = hex.EncodeToString(sum[:])
 	}
-	ev.Request = text
+	ev.RequestHash = x.textHash
+	ev.Request = x.text
+	if len(ev.Request) > x.s.cfg.MaxAuditText {
+		ev.Request = ev.Request[:x.s.cfg.MaxAuditText]
+	}
+	ev.StmtKind, ev.Fingerprint = strings.ToLower(x.method), x.method+" "+x.path
 	if x.kr != nil {
-		ev.StmtKind = x.kr.Verb
-		ev.Fingerprint = policy.DescribeKube(x.kr)
-		if st, ok := kube.Stream(x.ri, x.query); ok {
-			ev.Fingerprint += " " + describeStream(st)
-		}
-	} else {
-		ev.StmtKind = strings.ToLower(x.method)
-		ev.Fingerprint = x.method + " " + x.path
+		ev.StmtKind, ev.Fingerprint = x.kr.Verb, x.fingerprint
 	}
 	return ev
 }
