@@ -76,6 +76,17 @@ type AsyncSink interface {
 	Submit(ev *Event) Pending
 }
 
+// LaterSink is an AsyncSink that also takes events nobody waits for:
+// what a request did, recorded after its answer was released (a
+// statement's result). The store writes such an event at once, in order
+// with every other, and makes it durable with the next group somebody
+// does wait for, or within a short delay if none comes: it costs no sync
+// of its own. A failure is the store's to log and report as unhealthy.
+type LaterSink interface {
+	AsyncSink
+	RecordLater(ev *Event)
+}
+
 // Pending is a submitted event.
 type Pending interface {
 	// Wait returns nil once the event is durable, or why it is not.

@@ -767,6 +767,10 @@ func (s *Server) record(ctx context.Context, ev *audit.Event) {
 // that let the request through was made durable before it was forwarded.
 // A failure is logged.
 func (s *Server) recordAfter(ctx context.Context, ev *audit.Event) {
+	if ls, ok := s.cfg.Audit.(audit.LaterSink); ok {
+		ls.RecordLater(ev) // the store logs a failure
+		return
+	}
 	as, ok := s.cfg.Audit.(audit.AsyncSink)
 	if !ok {
 		s.record(ctx, ev)

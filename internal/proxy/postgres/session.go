@@ -992,10 +992,14 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 			rv.Executed(ctx, id, result)
 		}()
 	}
-	// Results describe what already happened: they are submitted, not
-	// waited for, and never hold up the client.
-	if as, ok := ss.srv.cfg.Audit.(audit.AsyncSink); ok {
-		as.Submit(&ev)
+	// Results describe what already happened: they are recorded, not
+	// waited for, and never hold up the client (nor cost a sync of their
+	// own: they become durable with the next decision's).
+	switch sink := ss.srv.cfg.Audit.(type) {
+	case audit.LaterSink:
+		sink.RecordLater(&ev)
+	case audit.AsyncSink:
+		sink.Submit(&ev)
 	}
 }
 
