@@ -12,6 +12,8 @@
 //     unmasked one, through warden;
 //   - measures connection set-up time (token verification + upstream
 //     login), memory per idle connection, and audit events per second;
+//   - measures CPU time per transaction during the TPS runs: the proxy's
+//     (PgBouncer, warden), the PostgreSQL server's and pgbench's own;
 //   - keeps warden's CPU and allocation profiles.
 //
 // Run it with `make bench`.
@@ -192,6 +194,7 @@ policies:
 	// PgBouncer, session mode, as the postgres user.
 	bport, _ := pgtest.FreePort()
 	havePgb := false
+	pgbPid := 0
 	if pgb, err := exec.LookPath("pgbouncer"); err == nil {
 		ini := fmt.Sprintf(`[databases]
 bench = host=127.0.0.1 port=%d dbname=%s
@@ -218,6 +221,7 @@ log_disconnections = 0
 			defer b.Process.Kill()
 			waitPort(bport)
 			havePgb = true
+			pgbPid = b.Process.Pid
 		}
 	}
 
@@ -234,6 +238,14 @@ log_disconnections = 0
 	eventsBefore := auditCount(auditDB)
 	var wardenSeconds float64
 
+	// CPU per transaction during the TPS runs, keyed mode/path/process
+	// (proxy, postgres, pgbench): µs per transaction, and cores (CPU
+	// seconds per second of the run).
+	proxyPid := map[string]int{"warden": w.Process.Pid, "pgbouncer": pgbPid}
+	postmaster := postmasterPid(pg.Dir)
+	cpuTxn := map[string][]float64{}
+	cores := map[string][]float64{}
+
 	modes := strings.Split(*onlyModes, ",")
 	tps := map[string][]float64{}
 	lat := map[string][][]float64{} // per path: p50, p99 per round
@@ -241,13 +253,36 @@ log_disconnections = 0
 		for _, m := range modes {
 			for _, p := range paths {
 				args := append([]string{"-n", "-S", "-M", m, "-c", strconv.Itoa(*clients), "-j", "2", "-T", strconv.Itoa(*seconds)}, p.args()...)
-				o := runEnv([]string{"PGPASSWORD=" + p.pw}, "pgbench", args...)
+				before := snapCPU(proxyPid[p.name], postmaster)
+				start := time.Now()
+				o, st := runEnv([]string{"PGPASSWORD=" + p.pw}, "pgbench", args...)
+				wall := time.Since(start).Seconds()
+				after := snapCPU(proxyPid[p.name], postmaster)
 				t := parse(o, `tps = ([0-9.]+) \(without initial`)
 				tps[m+"/"+p.name] = append(tps[m+"/"+p.name], t)
 				if p.name == "warden" {
 					wardenSeconds += float64(*seconds)
 				}
 				fmt.Fprintf(os.Stderr, "round %d %-8s %-9s %10.0f tps\n", r+1, m, p.name, t)
+				if n := transactions(o); n > 0 {
+					key := m + "/" + p.name + "/"
+					var line []string
+					add := func(proc string, cpu float64, ok bool) {
+						if !ok {
+							line = append(line, proc+" n/a")
+							return
+						}
+						cpuTxn[key+proc] = append(cpuTxn[key+proc], cpu/n*1e6)
+						cores[key+proc] = append(cores[key+proc], cpu/wall)
+						line = append(line, fmt.Sprintf("%s %.1f µs", proc, cpu/n*1e6))
+					}
+					if p.name != "direct" {
+						add("proxy", after.proxy-before.proxy, before.proxyOK && after.proxyOK)
+					}
+					add("postgres", after.server-before.server, before.serverOK && after.serverOK)
+					add("pgbench", (st.UserTime() + st.SystemTime()).Seconds(), true)
+					fmt.Fprintf(os.Stderr, "round %d %-8s %-9s CPU/txn: %s\n", r+1, m, p.name, strings.Join(line, ", "))
+				}
 			}
 		}
 		// Latency at one client, per statement, from pgbench's log.
@@ -272,7 +307,7 @@ log_disconnections = 0
 			script := filepath.Join(dir, q.name+".sql")
 			os.WriteFile(script, []byte("\\set id random(1, 10000)\n"+q.sql+"\n"), 0o644)
 			args := append([]string{"-n", "-f", script, "-M", "prepared", "-c", strconv.Itoa(*clients), "-j", "2", "-T", strconv.Itoa(*seconds)}, warden.args()...)
-			o := runEnv([]string{"PGPASSWORD=" + warden.pw}, "pgbench", args...)
+			o, _ := runEnv([]string{"PGPASSWORD=" + warden.pw}, "pgbench", args...)
 			maskTPS[q.name] = append(maskTPS[q.name], parse(o, `tps = ([0-9.]+) \(without initial`))
 		}
 	}
@@ -317,6 +352,28 @@ log_disconnections = 0
 			pbs, rpb = fmt.Sprintf("%.0f", pb), fmt.Sprintf("%.2f", wd/pb)
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %.0f | %.2f | %s |\n", m, d, pbs, wd, wd/d, rpb)
+	}
+	// CPU per transaction, from the same TPS runs.
+	fmt.Fprintf(&b, "\nCPU per transaction during the TPS runs (utime+stime from /proc/<pid>/stat before and after each run: the proxy process; the postmaster with its live and reaped children; pgbench's own from its rusage), divided by the transactions pgbench processed; medians.\n\n")
+	fmt.Fprintf(&b, "| mode | pgbouncer CPU/txn | warden CPU/txn | warden/pgbouncer | postgres CPU/txn (direct / via pgbouncer / via warden) | pgbench CPU/txn (direct / pgbouncer / warden) |\n|---|---|---|---|---|---|\n")
+	for _, m := range modes {
+		k := func(p, proc string) []float64 { return cpuTxn[m+"/"+p+"/"+proc] }
+		ratio := "n/a"
+		if pb, wd := k("pgbouncer", "proxy"), k("warden", "proxy"); len(pb) > 0 && len(wd) > 0 && median(pb) > 0 {
+			ratio = fmt.Sprintf("%.2f", median(wd)/median(pb))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s / %s / %s | %s / %s / %s |\n", m,
+			usCell(k("pgbouncer", "proxy"), true), usCell(k("warden", "proxy"), true), ratio,
+			usCell(k("direct", "postgres"), false), usCell(k("pgbouncer", "postgres"), false), usCell(k("warden", "postgres"), true),
+			usCell(k("direct", "pgbench"), false), usCell(k("pgbouncer", "pgbench"), false), usCell(k("warden", "pgbench"), true))
+	}
+	fmt.Fprintf(&b, "\n| mode | CPU cores used (of %d): direct | via pgbouncer | via warden |\n|---|---|---|---|\n", cpus())
+	for _, m := range modes {
+		fmt.Fprintf(&b, "| %s |", m)
+		for _, p := range []string{"direct", "pgbouncer", "warden"} {
+			fmt.Fprintf(&b, " %s |", coresCell(cores, m+"/"+p+"/", p))
+		}
+		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "\n| latency at 1 client (prepared) | p50 | p99 | added p50 over direct | added p99 over direct |\n|---|---|---|---|---|\n")
 	dp50, dp99 := medianOf(lat["direct"], 0), medianOf(lat["direct"], 1)
@@ -447,14 +504,179 @@ func parse(out, re string) float64 {
 	return f
 }
 
-func runEnv(env []string, name string, args ...string) string {
+// runEnv runs a command to completion and returns its output and its
+// process state (for its CPU time).
+func runEnv(env []string, name string, args ...string) (string, *os.ProcessState) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(append(os.Environ(), "PGSSLMODE=disable"), env...)
 	o, err := cmd.CombinedOutput()
 	if err != nil {
 		fatalf("bench: %s %v: %v\n%s", name, args, err, o)
 	}
-	return string(o)
+	return string(o), cmd.ProcessState
+}
+
+// transactions is the number of transactions pgbench reports, or 0.
+func transactions(out string) float64 {
+	m := regexp.MustCompile(`number of transactions actually processed: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.ParseFloat(m[1], 64)
+	return n
+}
+
+// clockTicks is the unit of the CPU times in /proc/<pid>/stat, from
+// `getconf CLK_TCK`; 100 when that fails.
+var clockTicks = func() float64 {
+	o, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err != nil {
+		return 100
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(o)), 64)
+	if err != nil || v <= 0 {
+		return 100
+	}
+	return v
+}()
+
+// procStat is the part of /proc/<pid>/stat the CPU measurement needs.
+type procStat struct {
+	ppid     int
+	self     float64 // utime+stime (fields 14, 15), seconds
+	children float64 // cutime+cstime (fields 16, 17): reaped children, seconds
+}
+
+func readStat(pid int) (procStat, bool) {
+	if pid <= 0 {
+		return procStat{}, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// the fields after it start with field 3.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return procStat{}, false
+	}
+	field := func(n int) float64 { v, _ := strconv.ParseFloat(f[n-3], 64); return v }
+	ppid, _ := strconv.Atoi(f[4-3])
+	return procStat{
+		ppid:     ppid,
+		self:     (field(14) + field(15)) / clockTicks,
+		children: (field(16) + field(17)) / clockTicks,
+	}, true
+}
+
+// serverCPU is the CPU time used so far by a PostgreSQL server: the
+// postmaster's own, its reaped children's (backends that have exited),
+// and that of every live child. A backend reaped during the scan of /proc
+// would be missed or counted twice, so the scan is repeated until the
+// postmaster's reaped-children time holds still across it.
+func serverCPU(postmaster int) (float64, bool) {
+	for try := 0; try < 20; try++ {
+		pm, ok := readStat(postmaster)
+		if !ok {
+			return 0, false
+		}
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return 0, false
+		}
+		live := 0.0
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == postmaster {
+				continue
+			}
+			if s, ok := readStat(pid); ok && s.ppid == postmaster {
+				live += s.self
+			}
+		}
+		pm2, ok := readStat(postmaster)
+		if !ok {
+			return 0, false
+		}
+		if pm2.children == pm.children {
+			return pm2.self + pm2.children + live, true
+		}
+	}
+	return 0, false
+}
+
+// postmasterPid reads the first line of the data directory's
+// postmaster.pid; 0 when it cannot.
+func postmasterPid(pgDir string) int {
+	b, err := os.ReadFile(filepath.Join(pgDir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
+}
+
+// cpuSnap is the CPU time, in seconds, used so far by a proxy process and
+// by the PostgreSQL server; ok false for what could not be read.
+type cpuSnap struct {
+	proxy, server     float64
+	proxyOK, serverOK bool
+}
+
+func snapCPU(proxyPid, postmaster int) cpuSnap {
+	var c cpuSnap
+	if s, ok := readStat(proxyPid); ok {
+		c.proxy, c.proxyOK = s.self, true
+	}
+	c.server, c.serverOK = serverCPU(postmaster)
+	return c
+}
+
+// usCell is the median of v in µs, or n/a.
+func usCell(v []float64, unit bool) string {
+	if len(v) == 0 {
+		return "n/a"
+	}
+	if unit {
+		return fmt.Sprintf("%.1f µs", median(v))
+	}
+	return fmt.Sprintf("%.1f", median(v))
+}
+
+// coresCell sums the median cores used by postgres, the proxy and pgbench
+// on one path; a part that could not be measured reads n/a and leaves the
+// total out.
+func coresCell(cores map[string][]float64, key, path string) string {
+	procs := []string{"postgres", "proxy", "pgbench"}
+	if path == "direct" {
+		procs = []string{"postgres", "pgbench"}
+	}
+	var parts []string
+	total, complete := 0.0, true
+	for _, proc := range procs {
+		name := proc
+		if proc == "proxy" {
+			name = path
+		}
+		v := cores[key+proc]
+		if len(v) == 0 {
+			parts = append(parts, name+" n/a")
+			complete = false
+			continue
+		}
+		total += median(v)
+		parts = append(parts, fmt.Sprintf("%s %.2f", name, median(v)))
+	}
+	if !complete {
+		return strings.Join(parts, " + ")
+	}
+	return fmt.Sprintf("%s = %.2f", strings.Join(parts, " + "), total)
 }
 
 func waitPort(port int) {
