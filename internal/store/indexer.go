@@ -220,6 +220,23 @@ func (ix *indexer) stop() {
 // the index, so a read sees it. It fails if ctx ends first or the indexer
 // has stopped short of it.
 func (s *SQLite) waitIndexed(ctx context.Context) error {
+	if s.laterN.Load() > 0 {
+		// Events recorded with RecordLater before the call are to be seen
+		// too: have the writer sync them now rather than by its timer.
+		done := make(chan struct{})
+		select {
+		case s.syncReq <- done:
+			select {
+			case <-done:
+			case <-s.writerDone:
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for the audit journal's sync: %w", context.Cause(ctx))
+			}
+		case <-s.writerDone:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the audit journal's sync: %w", context.Cause(ctx))
+		}
+	}
 	target := s.acked.Load()
 	registered := false
 	defer func() {
@@ -641,6 +658,7 @@ func (s *SQLite) runChainJob(j *job) error {
 	err := <-inner.reply
 	if err == nil && j.head.id > 0 {
 		s.headID, s.headHash = j.head.id, j.head.hash
+		s.syncedID, s.syncedHash = j.head.id, j.head.hash
 		// The job's records are in the index only: the journal's ids
 		// jump past them, and recovery finds them in the index.
 		s.acked.Store(j.head.id)

@@ -102,6 +102,14 @@ type journal struct {
 	off   int64    // bytes of whole records (and header) in it
 	limit int64    // the size at which the writer moves on from it
 
+	// syncedOff and syncedLast are where f's records are known durable
+	// (equal to off and curLast without sync, or after every synced
+	// append): appends made with sync false (events nobody waits for)
+	// lie between them and off, and a failed write or sync cuts f back
+	// to them.
+	syncedOff  int64
+	syncedLast int64
+
 	// prepared delivers the next segment, zero-filled in the background
 	// (nil: none under way); bg waits for its goroutine.
 	prepared chan preparedSegment
@@ -313,6 +321,7 @@ func (j *journal) newSegment(seq uint64) error {
 		}
 	}
 	j.f, j.seq, j.off, j.curLast, j.limit = f, seq, int64(len(journalMagic)), 0, limit
+	j.syncedOff, j.syncedLast = j.off, 0
 	j.mu.Unlock()
 	return nil
 }
@@ -381,34 +390,68 @@ func (j *journal) prepareNext() {
 }
 
 // append writes buf, whole records of ids up to lastID, with one write
-// and (in sync mode) one fdatasync. On failure it cuts the segment back to
-// the records before buf and moves to a new segment, so the failed group,
-// never acknowledged, cannot stand before later records; if even that
+// and, in sync mode and if sync is set, one fdatasync, which also makes
+// durable whatever earlier appends wrote without one. On failure it cuts
+// the segment back to its last durable record (dropping the failed group,
+// never acknowledged, and any unsynced records before it) and moves to a
+// new segment, so they cannot stand before later records; if even that
 // fails, the error is returned and the next append tries again.
-func (j *journal) append(buf []byte, lastID int64) error {
-	err := j.write(buf)
-	if err == nil {
-		j.off += int64(len(buf))
-		j.mu.Lock()
-		j.curLast = lastID
-		j.mu.Unlock()
+func (j *journal) append(buf []byte, lastID int64, sync bool) error {
+	if err := j.write(buf, sync && j.sync); err != nil {
+		return j.cut(err)
+	}
+	j.off += int64(len(buf))
+	j.mu.Lock()
+	j.curLast = lastID
+	j.mu.Unlock()
+	if sync || !j.sync {
+		j.syncedOff, j.syncedLast = j.off, lastID
+	}
+	return nil
+}
+
+// syncNow makes durable what appends wrote without a sync. On failure it
+// cuts them away as append does.
+func (j *journal) syncNow() error {
+	if j.syncedOff == j.off {
 		return nil
 	}
-	_ = j.f.Truncate(j.off) // best effort: recovery drops a torn tail anyway
+	if err := j.fault.Load(); err != nil {
+		return j.cut(*err)
+	}
+	if err := fdatasync(j.f); err != nil {
+		return j.cut(fmt.Errorf("journal: sync: %w", err))
+	}
+	j.mu.Lock()
+	j.syncedOff, j.syncedLast = j.off, j.curLast
+	j.mu.Unlock()
+	return nil
+}
+
+// unsynced reports whether appends wrote records not yet known durable.
+func (j *journal) unsynced() bool { return j.syncedOff != j.off }
+
+// cut handles a failed write or sync (see append) and returns err.
+func (j *journal) cut(err error) error {
+	_ = j.f.Truncate(j.syncedOff) // best effort: recovery drops a torn tail anyway
+	j.off = j.syncedOff
+	j.mu.Lock()
+	j.curLast = j.syncedLast
+	j.mu.Unlock()
 	if rerr := j.newSegment(j.seq + 1); rerr != nil {
 		return errors.Join(err, rerr)
 	}
 	return err
 }
 
-func (j *journal) write(buf []byte) error {
+func (j *journal) write(buf []byte, sync bool) error {
 	if err := j.fault.Load(); err != nil {
 		return *err
 	}
 	if _, err := j.f.WriteAt(buf, j.off); err != nil {
 		return fmt.Errorf("journal: write: %w", err)
 	}
-	if j.sync {
+	if sync {
 		if err := fdatasync(j.f); err != nil {
 			return fmt.Errorf("journal: sync: %w", err)
 		}
@@ -422,7 +465,7 @@ func (j *journal) maybeRotate() error {
 	if j.off >= j.limit/2 {
 		j.prepareNext()
 	}
-	if j.off < j.limit-j.limit/16 {
+	if j.off < j.limit-j.limit/16 || j.unsynced() {
 		return nil
 	}
 	return j.newSegment(j.seq + 1)

@@ -132,6 +132,16 @@ type SQLite struct {
 	// acked is the highest id acknowledged to a caller (or attested by a
 	// prune): what a reader must find in the index.
 	acked atomic.Int64
+	// later holds the events recorded with RecordLater that are written
+	// to the journal but not synced yet (sync mode), in id order; syncedID
+	// and syncedHash are the last durable record, where a failed write or
+	// sync takes the head back to. Writer goroutine only; laterN is
+	// len(later) for readers, who send on syncReq to have them synced.
+	later      []*request
+	syncedID   int64
+	syncedHash []byte
+	laterN     atomic.Int64
+	syncReq    chan chan struct{}
 
 	ix          *indexer
 	rawIns      *rawInsert    // the indexer's prepared statements; indexer goroutine only
@@ -186,6 +196,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (_ *SQLite, err 
 		log:        opts.Logger,
 		queue:      make(chan *request, opts.QueueSize),
 		jobs:       make(chan *job),
+		syncReq:    make(chan chan struct{}),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -303,6 +314,7 @@ func (s *SQLite) openJournal(ctx context.Context) error {
 		return fmt.Errorf("store: open sqlite: %w", err)
 	}
 	s.acked.Store(s.headID)
+	s.syncedID, s.syncedHash = s.headID, s.headHash
 	s.ix = newIndexer(s.headID)
 	return nil
 }

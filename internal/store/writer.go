@@ -24,6 +24,7 @@ type request struct {
 	ev     audit.Event // a private copy; the writer sets ID
 	groups string      // ev.Groups as JSON, encoded by the caller's goroutine
 	reply  chan error  // buffered (1), so the writer never blocks on a waiter
+	later  bool        // RecordLater: nobody waits, it needs no sync of its own
 
 	// The chain link, set by the writer (or read back from the journal):
 	// the hash version, the previous record's hash and this one's.
@@ -41,7 +42,7 @@ type request struct {
 // way, and an audit record of a refused request is harmless. Events of
 // kind audit.KindPrune are refused: only Prune writes them.
 func (s *SQLite) Record(ctx context.Context, ev *audit.Event) error {
-	p, err := s.submit(ctx, ev)
+	p, err := s.submit(ctx, ev, submitWait)
 	if err != nil {
 		return err
 	}
@@ -85,19 +86,42 @@ const pendingTimeout = 30 * time.Second
 // durable before Wait returns nil. Submit waits only while the queue is
 // full (up to pendingTimeout). ev is copied; its ID is not set.
 func (s *SQLite) Submit(ev *audit.Event) audit.Pending {
-	p, err := s.submit(context.Background(), ev, nil)
+	p, err := s.submit(context.Background(), ev, submitAsync)
 	if err != nil {
 		return &Pending{err: err}
 	}
 	return p
 }
 
+// RecordLater implements audit.LaterSink: it hands ev to the writer and
+// returns without waiting. The writer appends it to the journal in order
+// with every other event; in sync mode it becomes durable with the next
+// group that somebody waits for, or by laterSyncDelay. A failure is
+// logged and reported through Healthy.
+func (s *SQLite) RecordLater(ev *audit.Event) {
+	if _, err := s.submit(context.Background(), ev, submitLater); err != nil {
+		s.log.Warn("audit event not recorded", "kind", ev.Kind, "err", err)
+	}
+}
+
+// laterSyncDelay (a variable for tests) bounds how long an event recorded with RecordLater stays
+// written but not synced when no waited-for event comes to carry it.
+var laterSyncDelay = 10 * time.Millisecond
+
+// How submit waits for queue space: Record's until its ctx ends, the
+// others' up to pendingTimeout. submitLater also marks the event as one
+// nobody waits for (RecordLater).
+type submitMode int
+
+const (
+	submitWait submitMode = iota
+	submitAsync
+	submitLater
+)
+
 // submit enqueues ev. ctx governs the request (a request whose ctx has
-// ended when the writer reaches it is skipped); the optional enqueueCtx
-// bounds only the wait for queue space.
-func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...context.Context) (*Pending, error) {
-	// (Submit passes a nil enqueueCtx: pendingTimeout, with a timer made
-	// only if the queue is full.)
+// ended when the writer reaches it is skipped).
+func (s *SQLite) submit(ctx context.Context, ev *audit.Event, mode submitMode) (*Pending, error) {
 	if ev == nil {
 		return nil, errors.New("store: record: nil event")
 	}
@@ -122,6 +146,7 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 	if err != nil {
 		return nil, fmt.Errorf("store: record: %w", err)
 	}
+	req.later = mode == submitLater
 
 	select {
 	case s.queue <- req:
@@ -129,13 +154,10 @@ func (s *SQLite) submit(ctx context.Context, ev *audit.Event, enqueueCtx ...cont
 	default: // full: wait for space
 	}
 	qctx := ctx
-	if len(enqueueCtx) > 0 {
-		qctx = enqueueCtx[0]
-		if qctx == nil {
-			var cancel context.CancelFunc
-			qctx, cancel = context.WithTimeout(context.Background(), pendingTimeout)
-			defer cancel()
-		}
+	if mode != submitWait {
+		var cancel context.CancelFunc
+		qctx, cancel = context.WithTimeout(context.Background(), pendingTimeout)
+		defer cancel()
 	}
 	select {
 	case s.queue <- req:
@@ -246,13 +268,29 @@ func (s *SQLite) runWriter() {
 	defer close(s.writerDone)
 	defer s.ix.writerExited()
 	batch := make([]*request, 0, s.opts.MaxBatch)
+	// Events nobody waits for, written but not synced, are synced by this
+	// timer if no waited-for event comes first.
+	laterTimer := time.NewTimer(time.Hour)
+	laterTimer.Stop()
+	armed := false
 	for {
+		if !armed && len(s.later) > 0 {
+			laterTimer.Reset(laterSyncDelay)
+			armed = true
+		}
 		select {
 		case req := <-s.queue:
 			batch = s.fillBatch(append(batch[:0], req))
 			s.commitBatch(batch)
 			clear(batch) // do not pin finished requests until the next batch
+		case <-laterTimer.C:
+			armed = false
+			s.syncLater()
+		case done := <-s.syncReq:
+			s.syncLater()
+			close(done)
 		case j := <-s.jobs:
+			s.syncLater() // a chain job follows every event in the index
 			j.reply <- s.runChainJob(j)
 		case <-s.closing:
 			// Commit whatever is queued. Record refuses new events once
@@ -263,11 +301,16 @@ func (s *SQLite) runWriter() {
 			for {
 				batch = s.fillBatch(batch[:0])
 				if len(batch) == 0 {
+					s.syncLater()
 					return
 				}
 				s.commitBatch(batch)
 				clear(batch)
 			}
+		}
+		if armed && len(s.later) == 0 {
+			laterTimer.Stop()
+			armed = false
 		}
 	}
 }
@@ -305,39 +348,105 @@ func (s *SQLite) commitBatch(batch []*request) {
 		return
 	}
 
+	// Sync if anybody waits: a group of events recorded with RecordLater
+	// alone is written and left for the next sync (in sync mode).
+	waited := slices.ContainsFunc(live, func(r *request) bool { return !r.later })
 	start := time.Now()
-	err := s.appendJournal(live)
+	err := s.appendJournal(live, waited)
 	elapsed := time.Since(start)
+	durable := err == nil && (waited || !s.jw.sync)
 	if err != nil {
+		// The journal is cut back to its last durable record: the head
+		// goes back there too, and unsynced events are lost with it.
 		s.failures.Add(1)
-		s.log.Error("audit journal write failed; events not stored", "events", len(live), "err", err)
+		s.log.Error("audit journal write failed; events not stored", "events", len(live)+len(s.later), "err", err)
 		err = fmt.Errorf("store: record: %w", err)
-	} else {
+		s.headID, s.headHash = s.syncedID, s.syncedHash
+		s.dropLater()
+	} else if durable {
 		s.commits.Add(1)
-		s.events.Add(int64(len(live)))
+		s.events.Add(int64(len(live) + len(s.later)))
+		s.syncedID, s.syncedHash = s.headID, s.headHash
 		s.acked.Store(s.headID)
 	}
-	s.setHealth(err)
-	if s.opts.OnCommit != nil {
-		// Before the replies, so that a caller whose Record returned sees
-		// metrics that include its commit.
-		s.opts.OnCommit(len(live), elapsed, err)
+	if err != nil || durable {
+		s.setHealth(err)
+		if s.opts.OnCommit != nil {
+			// Before the replies, so that a caller whose Record returned sees
+			// metrics that include its commit.
+			s.opts.OnCommit(len(live)+len(s.later), elapsed, err)
+		}
 	}
 	for _, req := range live {
 		req.reply <- err
 	}
+	switch {
+	case durable:
+		items := live
+		if len(s.later) > 0 {
+			items = append(s.later, live...)
+			s.later = nil
+			s.laterN.Store(0)
+		}
+		s.ix.add(indexItem{reqs: items})
+		if rerr := s.jw.maybeRotate(); rerr != nil {
+			s.log.Warn("audit journal: starting a new segment failed", "err", rerr)
+		}
+	case err == nil:
+		s.later = append(s.later, live...)
+		s.laterN.Store(int64(len(s.later)))
+	}
+}
+
+// syncLater makes durable the events written without a sync (see
+// RecordLater) and hands them to the indexer.
+func (s *SQLite) syncLater() {
+	if len(s.later) == 0 {
+		return
+	}
+	n := len(s.later)
+	start := time.Now()
+	err := s.jw.syncNow()
+	elapsed := time.Since(start)
+	if err != nil {
+		s.failures.Add(1)
+		s.log.Error("audit journal sync failed; events not stored", "events", n, "err", err)
+		s.headID, s.headHash = s.syncedID, s.syncedHash
+		s.dropLater()
+	} else {
+		s.commits.Add(1)
+		s.events.Add(int64(n))
+		s.syncedID, s.syncedHash = s.headID, s.headHash
+		s.acked.Store(s.headID)
+		s.ix.add(indexItem{reqs: s.later})
+		s.later = nil
+		s.laterN.Store(0)
+	}
+	s.setHealth(err)
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(n, elapsed, err)
+	}
 	if err == nil {
-		s.ix.add(indexItem{reqs: live})
 		if rerr := s.jw.maybeRotate(); rerr != nil {
 			s.log.Warn("audit journal: starting a new segment failed", "err", rerr)
 		}
 	}
 }
 
+// dropLater forgets the unsynced events a failed write or sync cut from
+// the journal: their ids will be taken again.
+func (s *SQLite) dropLater() {
+	for _, req := range s.later {
+		req.ev.ID = 0
+	}
+	s.later = nil
+	s.laterN.Store(0)
+}
+
 // appendJournal extends the hash chain by reqs from the writer's head,
 // setting each event's ID, and appends them to the journal. On failure
 // the ids are reset and the head stays where it was.
-func (s *SQLite) appendJournal(reqs []*request) error {
+func (s *SQLite) appendJournal(reqs []*request, sync bool) error {
 	if s.opts.beforeAppend != nil {
 		s.opts.beforeAppend()
 	}
@@ -355,7 +464,7 @@ func (s *SQLite) appendJournal(reqs []*request) error {
 	if cap(buf) <= 1<<20 {
 		s.jbuf = buf // reuse, unless one huge group grew it
 	}
-	if err := s.jw.append(buf, id); err != nil {
+	if err := s.jw.append(buf, id, sync); err != nil {
 		for _, req := range reqs {
 			req.ev.ID = 0
 		}
