@@ -23,7 +23,9 @@ import (
 // The audit journal is the durable record of the audit log (issue 6).
 // The writer goroutine appends each group of events to it with one
 // write(2), and one fdatasync with Options.ProcessCrashOnly false, before
-// it acknowledges them; the SQLite tables are an index of the journal,
+// it acknowledges them (a group of events nobody waits for, recorded with
+// RecordLater, is written at once and synced with the next group, or
+// after laterSyncDelay); the SQLite tables are an index of the journal,
 // fed from it asynchronously in large transactions, and rebuilt from it at
 // open after a crash. An acknowledged event is therefore always in the
 // journal, the index, or both.
