@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -114,8 +115,14 @@ func HashWithVersion(version int, prev []byte, ev *Event) ([]byte, error) {
 	}
 	// The encoding is built in one buffer and hashed at once: writing
 	// field by field through hash.Hash costs an allocation per string.
-	var stack [1024]byte
-	e := chainEncoder{b: stack[:0]}
+	// The buffers are pooled: the writer hashes every event.
+	bp := encodeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			encodeBufs.Put(bp)
+		}
+	}()
+	e := chainEncoder{b: (*bp)[:0]}
 	e.str(chainDomains[version])
 	e.bytes(prev)
 	e.int(ev.ID)
@@ -151,11 +158,14 @@ func HashWithVersion(version int, prev []byte, ev *Event) ([]byte, error) {
 	if version >= 3 {
 		e.int(ev.Status)
 	}
-	sum := sha256.Sum256(e.b)
-	return sum[:], nil
+	*bp = e.b
+	h := sha256.Sum256(e.b)
+	return append(make([]byte, 0, sha256.Size), h[:]...), nil
 }
 
 // chainEncoder appends the length-prefixed canonical encoding to b.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 type chainEncoder struct {
 	b []byte
 }
