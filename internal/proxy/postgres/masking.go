@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -28,8 +29,20 @@ import (
 // statement's parse tree — and, failing any way to know, masked anyway.
 // In the extended protocol warden asks for the portal's RowDescription
 // itself (an injected Describe, its answer not relayed) before each
-// Execute the client did not describe, so the layout and the result
-// formats are always the server's.
+// Execute, so the layout and the result formats are always the server's.
+//
+// The exception is an Execute of a mask-free statement (maskFree: no
+// detectors, a statement warden knows, no computed column that could
+// carry masked data, no relation read or written that has masked columns,
+// directly or through a view) whose portal the client has just described
+// itself, as libpq does before every Execute (pgx only when it has no
+// description of the statement cached). The server's answer
+// to the client's Describe is the portal's layout, as fresh as warden's
+// own would be: warden checks it (layoutClear, which loads any relation
+// it does not know, as plan does) instead of asking again, and relays the
+// rows as they are, with no plan, unless the check finds a column to mask
+// after all. Only the portal warden bound may be trusted that way: see
+// session.execute.
 
 // PostgreSQL type OIDs warden masks by kind (src/include/catalog/pg_type.dat).
 const (
@@ -66,6 +79,11 @@ type maskEngine struct {
 
 	mu      sync.Mutex
 	maskers map[policy.ColumnMask]mask.Masker
+
+	// describes counts the Describes injected for this session's
+	// Executes, and free the Executes relayed without one (tests read
+	// both).
+	describes, free atomic.Int64
 }
 
 // colAction is what to do with one result column.
@@ -114,16 +132,115 @@ func (e *maskEngine) relMasked(ctx context.Context, schema, table string) (bool,
 	if err != nil {
 		return true, err
 	}
+	return e.readsMasked(rel), nil
+}
+
+// readsMasked reports whether rel (a view) reads a relation with masked
+// columns; false for nil.
+func (e *maskEngine) readsMasked(rel *relInfo) bool {
 	if rel == nil {
-		return false, nil
+		return false
 	}
 	for _, b := range rel.bases {
 		s, t, _ := strings.Cut(b, ".")
 		if e.set.Table(s, t) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
+}
+
+// maskFree reports whether no value in st's results can be one that
+// masking would change, so that an Execute of it may be relayed as it is:
+// no injected Describe, no plan, no per-row work. When in doubt it is
+// not. It holds only if
+//   - the session has no detectors (they scan every text value);
+//   - st is known, and is not a FETCH or an EXECUTE (plan treats what
+//     those return as unknown);
+//   - leaks finds no computed column that could carry masked data (no
+//     function outside the safe list, no output column of a masked
+//     relation or of a view over one, every output reference placed);
+//   - every relation st accesses, by any action (a SELECT's tables, an
+//     INSERT ... RETURNING's target, ...), and every relation a column
+//     reference names, exists and has no masked column, directly or
+//     through the relations it reads.
+//
+// The answer is derived afresh for each portal from the catalog's cache,
+// never kept beyond it. The catalog answers by name here, and a name
+// may have come to mean another relation (a view dropped and created
+// again) before its entry expires; plan would notice, by the new OID in
+// the RowDescription. So maskFree alone never lets rows through: the
+// portal's layout must also pass layoutClear.
+func (e *maskEngine) maskFree(ctx context.Context, st *sqlfacts.Statement) bool {
+	if e.scanner != nil || st == nil || st.Kind == "fetch" || st.ExecuteName != "" {
+		return false
+	}
+	if _, leaks := e.leaks(ctx, st); leaks {
+		return false
+	}
+	for _, a := range st.Accesses {
+		if !e.relClear(ctx, a.Object) {
+			return false
+		}
+	}
+refs:
+	for _, ref := range st.Columns {
+		for _, a := range st.Accesses {
+			if a.Object == ref.Table {
+				continue refs // checked above
+			}
+		}
+		if !e.relClear(ctx, ref.Table) {
+			return false
+		}
+	}
+	return true
+}
+
+// layoutClear reports whether plan would find nothing to do for a
+// RowDescription of st (a mask-free statement), without building the
+// plan: every column that names its table is a known column of a
+// relation with no masked column, directly or through what it reads, and
+// no computed column can carry masked data.
+func (e *maskEngine) layoutClear(ctx context.Context, rd *pgproto3.RowDescription, st *sqlfacts.Statement) bool {
+	if e.scanner != nil {
+		return false
+	}
+	computedDone := false
+	for _, f := range rd.Fields {
+		if f.TableOID == 0 {
+			if !computedDone {
+				if _, leaks := e.leaks(ctx, st); leaks {
+					return false
+				}
+				computedDone = true
+			}
+			continue
+		}
+		rel, err := e.cat.byOID(ctx, f.TableOID)
+		if err != nil || rel == nil {
+			return false
+		}
+		// Stricter than plan, which looks at the one column: any
+		// masked column of the relation, and it is not clear.
+		if _, ok := rel.cols[int16(f.TableAttributeNumber)]; !ok || e.set.Table(rel.schema, rel.name) || e.readsMasked(rel) {
+			return false
+		}
+	}
+	return true
+}
+
+// relClear reports whether the relation "schema.name" exists and has no
+// masked column, directly or (a view) through any relation it reads:
+// relMasked false, without error, for a relation the catalog knows.
+// (MaskSet.Table holds for every table any column rule can match.)
+func (e *maskEngine) relClear(ctx context.Context, qualified string) bool {
+	schema, table, ok := strings.Cut(qualified, ".")
+	if !ok || e.set.Table(schema, table) {
+		return false
+	}
+	rel, err := e.cat.byQualifiedName(ctx, schema, table)
+	return err == nil && rel != nil && !e.readsMasked(rel)
 }
 
 // leaks reports whether a computed output column of st could carry a

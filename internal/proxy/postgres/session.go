@@ -69,15 +69,25 @@ type session struct {
 	scratch []byte
 	seq     int64 // statements decided in this session
 
+	// ran counts the messages forwarded that can run code upstream (Bind,
+	// Execute, Query); cursorGen counts the allowed statements that may
+	// open or close portals by name other than by Bind and Close (DECLARE,
+	// CLOSE, DISCARD, CALL, DO, functions). A portal keeps both from its
+	// Bind, so an Execute can tell whether the portal it names is still
+	// the one warden bound (see execute).
+	ran, cursorGen uint64
+
 	mt *metrics.Target
 
 	// me masks results; nil when no mask rule applies to this session.
 	me *maskEngine
 	// When masking, every Execute is preceded by warden's own Describe of
 	// the portal, so the plan for the rows that follow is always that
-	// portal's, with the result formats the client bound.
-	// descs are the Describe messages (the client's and warden's) whose
-	// RowDescription or NoData is still to come, in order.
+	// portal's, with the result formats the client bound; unless the
+	// client has just described a mask-free portal itself, and the answer
+	// to that serves (see execute). descs are the Describe messages (the
+	// client's and warden's) whose RowDescription or NoData is still to
+	// come, in order.
 	descMu sync.Mutex
 	descs  []describeExpect
 
@@ -124,11 +134,28 @@ type session struct {
 type portal struct {
 	st         *sqlfacts.Statement
 	paramsHash string
+	// The session's ran and cursorGen when it was bound; ran moves on
+	// with each of its own Executes while nothing else runs.
+	ran, cursorGen uint64
+	// layout is the answer to the client's latest Describe of this
+	// portal, if its statement was mask-free then (see execute).
+	layout *portalLayout
+}
+
+// portalLayout is how the rows of a mask-free portal are relayed, from
+// the answer to the client's own Describe of it: the upstream loop sets
+// plan when that answer arrives (relayPlan if the layout is clear), and
+// uses it for the rows of the Executes that skipped warden's Describe.
+// Only the upstream loop touches plan.
+type portalLayout struct {
+	st   *sqlfacts.Statement
+	plan *rowPlan // nil until a RowDescription answers
 }
 
 // inflight is an allowed statement awaiting its completion upstream.
 type inflight struct {
 	st       *sqlfacts.Statement // what runs, for masking computed columns
+	layout   *portalLayout       // non-nil: no Describe of warden's; the client's plans its rows
 	seq      int64               // 0: not recorded (e.g. an Execute of an unknown portal)
 	reviewID string              // the approval it runs under, if any
 	text     string
@@ -139,8 +166,9 @@ type inflight struct {
 
 // describeExpect is a Describe awaiting its RowDescription or NoData.
 type describeExpect struct {
-	injected bool // warden's own: its answer is not relayed
-	st       *sqlfacts.Statement
+	injected bool                // warden's own: its answer is not relayed, and plans the rows that follow
+	st       *sqlfacts.Statement // for an injected one: what the Execute runs (nil: unknown)
+	layout   *portalLayout       // for the client's of a mask-free portal: where its answer goes
 	lastRFQ  uint64
 }
 
@@ -202,6 +230,7 @@ func (ss *session) clientLoop() error {
 				return errors.New("malformed Query")
 			}
 			ss.syncs++
+			ss.ran++
 			if err := ss.query(q, body); err != nil {
 				return err
 			}
@@ -245,73 +274,22 @@ func (ss *session) clientLoop() error {
 				ss.fatal("08P01", "warden: malformed Bind message")
 				return errors.New("malformed Bind")
 			}
+			ss.ran++ // binding may run code: type input, domain checks, planning
 			if st := ss.prepared[stmt]; st != nil {
 				if _, ok := ss.portals[portal]; !ok && len(ss.portals) >= maxNamed {
 					clear(ss.portals) // named portals die with their transaction anyway
 				}
-				ss.portals[portal] = newPortal(st, body[len(portal)+len(stmt)+2:])
-
+				p := newPortal(st, body[len(portal)+len(stmt)+2:])
+				p.ran, p.cursorGen = ss.ran, ss.cursorGen
+				ss.portals[portal] = p
 			} else {
 				delete(ss.portals, portal)
 			}
 			writeRaw(ss.uw, typ, body)
 		case 'E':
-			name, ok := firstCString(body)
-			if !ok {
-				ss.fatal("08P01", "warden: malformed Execute message")
-				return errors.New("malformed Execute")
+			if err := ss.execute(body); err != nil {
+				return err
 			}
-			p, tracked := ss.portals[name]
-			if !tracked {
-				// Unknown to warden: PostgreSQL will refuse it, or skip
-				// it after an earlier error. Keep the queue aligned.
-				ss.push(inflight{lastRFQ: ss.syncs + 1})
-				writeRaw(ss.uw, typ, body)
-				break
-			}
-			st := p.st
-			start := time.Now()
-			d := ss.subject.DecideStatement(ss.target.Name, st)
-			ss.mt.Decided(d.Effect == policy.Allow, time.Since(start))
-			ss.seq++
-			rec := record{seq: ss.seq, text: st.Text, kind: st.Kind, paramsHash: p.paramsHash}
-			var approvedBy string
-			switch d.Effect {
-			case policy.Deny:
-				// Policy is fixed for a session today; should it ever
-				// change under one, the new answer wins.
-				ss.audit(rec, d, false)
-				ss.refuse('P', "", nil, denyResponse("42501", d))
-			case policy.Review:
-				r, refusal := ss.hold(rec, st.Kind, d)
-				if refusal != nil {
-					ss.refuse('P', "", nil, refusal)
-					break
-				}
-				approvedBy = r.ID
-				d.Effect, d.Reason = policy.Allow, fmt.Sprintf("approved in review %s: %s", r.ID, d.Reason)
-			}
-			if d.Effect != policy.Allow {
-				break
-			}
-			// The decision was made at Parse; this records that the
-			// statement ran, with its parameters' digest.
-			if err := ss.audit(rec, d, approvedBy != "" || !readOnly(st, nil)); err != nil {
-				// A placeholder Parse fails at this position, so the
-				// Execute and the rest of the batch are skipped.
-				ss.refuse('P', "", nil, auditUnavailable())
-				break
-			}
-			if ss.me != nil {
-				// Ask the server for this portal's RowDescription (the
-				// answer is not relayed), so masking knows the layout and
-				// the result formats the client bound.
-				d := append([]byte{'P'}, name...)
-				writeRaw(ss.uw, 'D', append(d, 0))
-				ss.pushDescribe(describeExpect{injected: true, st: st, lastRFQ: ss.syncs + 1})
-			}
-			ss.push(inflight{st: st, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
-			writeRaw(ss.uw, typ, body)
 		case 'X':
 			// Terminate: pass it on so the backend ends cleanly.
 			writeRaw(ss.uw, typ, body)
@@ -319,14 +297,9 @@ func (ss *session) clientLoop() error {
 			return nil
 		case 'D':
 			if ss.me != nil && len(body) >= 2 {
-				name, _ := firstCString(body[1:])
-				var st *sqlfacts.Statement
-				if body[0] == 'P' {
-					st = ss.portals[name].st
-				} else {
-					st = ss.prepared[name]
-				}
-				ss.pushDescribe(describeExpect{st: st, lastRFQ: ss.syncs + 1})
+				// The client's own: its answer is relayed, and plans
+				// rows only for a mask-free portal.
+				ss.pushDescribe(describeExpect{layout: ss.describePortal(body), lastRFQ: ss.syncs + 1})
 			}
 			writeRaw(ss.uw, typ, body)
 		case 'H', 'd', 'c', 'f':
@@ -341,6 +314,171 @@ func (ss *session) clientLoop() error {
 			}
 		}
 	}
+}
+
+// execute handles an Execute: the statement bound into the portal was
+// decided at Parse; this decides it again (held for review if policy says
+// so), records that it ran, and forwards it.
+//
+// When masking, warden injects its own Describe of the portal before the
+// Execute, so the RowDescription that heads the rows is always the
+// server's layout of that portal. It need not when the client has
+// described the portal itself since its Bind and its statement was
+// mask-free then: the answer to the client's Describe is the same
+// layout, and the upstream loop plans the rows from it (see
+// describePortal).
+//
+// Either way warden must know which portal runs: a name it tracks may
+// since have been reused for a SQL cursor (DECLARE after the portal died
+// with its transaction, or after CLOSE). So a portal is trusted as
+// warden's own, and the client's Describe of it with it, only if nothing
+// has run since its Bind but its own Executes (ran); and its statement is
+// trusted for masking computed columns only if nothing that may open or
+// close portals by name has run since (cursorGen). Otherwise what it runs
+// is unknown, as for a cursor.
+func (ss *session) execute(body []byte) error {
+	name, ok := firstCString(body)
+	if !ok {
+		ss.fatal("08P01", "warden: malformed Execute message")
+		return errors.New("malformed Execute")
+	}
+	ss.ran++
+	p, tracked := ss.portals[name]
+	if !tracked {
+		// Unknown to warden: PostgreSQL will refuse it, or skip it after
+		// an earlier error, or it is a SQL cursor (DECLARE makes a portal
+		// by its name). Keep the queue aligned, and mask what it returns
+		// as unknown.
+		ss.cursorGen++
+		if ss.me != nil {
+			ss.injectDescribe(name, nil)
+		}
+		ss.push(inflight{lastRFQ: ss.syncs + 1})
+		writeRaw(ss.uw, 'E', body)
+		return nil
+	}
+	st := p.st
+	start := time.Now()
+	d := ss.subject.DecideStatement(ss.target.Name, st)
+	ss.mt.Decided(d.Effect == policy.Allow, time.Since(start))
+	ss.seq++
+	rec := record{seq: ss.seq, text: st.Text, kind: st.Kind, paramsHash: p.paramsHash}
+	var approvedBy string
+	switch d.Effect {
+	case policy.Deny:
+		// Policy is fixed for a session today; should it ever
+		// change under one, the new answer wins.
+		ss.audit(rec, d, false)
+		ss.refuse('P', "", nil, denyResponse("42501", d))
+	case policy.Review:
+		r, refusal := ss.hold(rec, st.Kind, d)
+		if refusal != nil {
+			ss.refuse('P', "", nil, refusal)
+			break
+		}
+		approvedBy = r.ID
+		d.Effect, d.Reason = policy.Allow, fmt.Sprintf("approved in review %s: %s", r.ID, d.Reason)
+	}
+	if d.Effect != policy.Allow {
+		return nil
+	}
+	// The decision was made at Parse; this records that the
+	// statement ran, with its parameters' digest.
+	if err := ss.audit(rec, d, approvedBy != "" || !readOnly(st, nil)); err != nil {
+		// A placeholder Parse fails at this position, so the
+		// Execute and the rest of the batch are skipped.
+		ss.refuse('P', "", nil, auditUnavailable())
+		return nil
+	}
+	var layout *portalLayout
+	if ss.me != nil {
+		known := p.cursorGen == ss.cursorGen
+		own := known && p.ran == ss.ran-1
+		if own {
+			layout = p.layout
+		}
+		if layout != nil {
+			ss.me.free.Add(1)
+		} else {
+			mst := st
+			if !known {
+				mst = nil
+			}
+			// Ask the server for this portal's RowDescription (the
+			// answer is not relayed), so masking knows the layout and
+			// the result formats the client bound.
+			ss.injectDescribe(name, mst)
+		}
+		if own {
+			p.ran = ss.ran // its own Execute leaves it warden's
+			ss.portals[name] = p
+		}
+	}
+	if opensCursors(st) {
+		ss.cursorGen++
+	}
+	ss.push(inflight{st: st, layout: layout, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
+	writeRaw(ss.uw, 'E', body)
+	return nil
+}
+
+// describePortal handles the client's Describe (body) while masking: for
+// a portal warden bound, with nothing run since, whose statement is
+// mask-free, it returns where the upstream loop is to put the plan its
+// answer makes, and remembers it with the portal for the Executes that
+// follow; otherwise nil.
+func (ss *session) describePortal(body []byte) *portalLayout {
+	if body[0] != 'P' {
+		return nil // a statement's: its result formats are not bound yet
+	}
+	name, ok := firstCString(body[1:])
+	if !ok {
+		return nil
+	}
+	p, tracked := ss.portals[name]
+	if !tracked {
+		return nil
+	}
+	p.layout = nil
+	if p.ran == ss.ran && p.cursorGen == ss.cursorGen && ss.me.maskFree(ss.ctx, p.st) {
+		p.layout = &portalLayout{st: p.st}
+	}
+	ss.portals[name] = p
+	return p.layout
+}
+
+// injectDescribe sends warden's own Describe of portal name upstream; its
+// answer plans the rows of the Execute that follows, for statement st
+// (nil: unknown).
+func (ss *session) injectDescribe(name string, st *sqlfacts.Statement) {
+	b := append(append(append(ss.scratch[:0], 'P'), name...), 0)
+	writeRaw(ss.uw, 'D', b)
+	ss.scratch = b[:0]
+	ss.pushDescribe(describeExpect{injected: true, st: st, lastRFQ: ss.syncs + 1})
+	ss.me.describes.Add(1)
+}
+
+// opensCursors reports whether st may open or close portals by name other
+// than by Bind and Close: DECLARE, CLOSE, DISCARD, and whatever runs code
+// warden cannot see (CALL, DO, a function outside the safe list, EXECUTE
+// of a prepared statement). Unknown statements may.
+func opensCursors(st *sqlfacts.Statement) bool {
+	if st == nil {
+		return true
+	}
+	switch st.Kind {
+	case "declare cursor", "close", "discard", "call", "execute":
+		return true
+	}
+	if st.ExecuteName != "" {
+		return true
+	}
+	for _, a := range st.Accesses {
+		if a.Action == sqlfacts.Execute || a.Action == sqlfacts.Command {
+			return true
+		}
+	}
+	return false
 }
 
 // cstring returns the NUL-terminated string that is the whole body.
@@ -483,6 +621,16 @@ func (ss *session) query(q string, body []byte) error {
 		return nil
 	}
 	ss.track(facts)
+	if facts == nil {
+		ss.cursorGen++
+	} else {
+		for i := range facts.Statements {
+			if opensCursors(&facts.Statements[i]) {
+				ss.cursorGen++
+				break
+			}
+		}
+	}
 	if facts == nil || len(facts.Statements) == 0 {
 		ss.push(inflight{lastRFQ: ss.syncs}) // EmptyQueryResponse
 	} else {
@@ -754,11 +902,19 @@ type upstreamLoop struct {
 	ss      *session
 	err     error
 	scratch []byte
-	// masking: the plan for the rows that follow, a reusable row buffer,
-	// and masked-value counts since the last completion
+	// masking: the plan for the DataRows of the result being relayed, a
+	// reusable row buffer, and masked-value counts since the last
+	// completion. A plan belongs to one result: it is made from the
+	// RowDescription that heads it (the answer to warden's own Describe
+	// before an Execute, or the one a simple Query's statement sends) and
+	// dropped when the statement completes, fails or is suspended, and at
+	// ReadyForQuery. Rows no RowDescription heads are those of an Execute
+	// warden did not describe, planned by the client's Describe of its
+	// mask-free portal, or else nulled (see unplannedRows).
 	plan   *rowPlan
 	rowBuf []byte
 	counts maskCounts
+	rd     pgproto3.RowDescription // reused to check a client's layout
 	// rows and bytes of data relayed since the last completion
 	rows, bytes int64
 }
@@ -797,6 +953,7 @@ func (u *upstreamLoop) loop() error {
 			if err != nil {
 				return err
 			}
+			u.plan = nil // the result, if any, ends here
 			if resp := u.substitute(body); resp != nil {
 				ss.cwMu.Lock()
 				err = writeMsg(ss.cw, &u.scratch, resp)
@@ -818,6 +975,7 @@ func (u *upstreamLoop) loop() error {
 				return err
 			}
 			u.complete(typ, body)
+			u.plan = nil
 			ss.cwMu.Lock()
 			writeRaw(ss.cw, typ, body)
 			ss.cwMu.Unlock()
@@ -849,7 +1007,13 @@ func (u *upstreamLoop) loop() error {
 		case 'D':
 			u.rows++
 			u.bytes += int64(n) + 5
-			if u.plan == nil || !u.plan.any {
+			if ss.me == nil {
+				goto relay
+			}
+			if u.plan == nil {
+				u.plan = u.unplannedRows()
+			}
+			if !u.plan.any {
 				goto relay
 			}
 			{
@@ -886,9 +1050,13 @@ func (u *upstreamLoop) loop() error {
 
 // describe handles a RowDescription or NoData while masking: it pops the
 // Describe it answers, if any (a simple Query's RowDescription answers
-// none), makes the masking plan for the rows that follow, and reports
-// whether the message answers warden's own Describe and must not be
-// relayed.
+// none), and reports whether the message answers warden's own Describe
+// and must not be relayed. The answer to warden's own Describe plans the
+// rows of the Execute that follows it; a simple Query's RowDescription
+// plans the rows of the statement it heads; the answer to the client's
+// Describe of a mask-free portal plans the rows of that portal's
+// Executes that warden did not describe; the client's other Describes
+// plan nothing.
 func (u *upstreamLoop) describe(typ byte, body []byte) bool {
 	ss := u.ss
 	ss.denyMu.Lock()
@@ -903,14 +1071,28 @@ func (u *upstreamLoop) describe(typ byte, body []byte) bool {
 	}
 	ss.descMu.Unlock()
 	var st *sqlfacts.Statement
-	if d != nil {
-		st = d.st
-	} else {
+	switch {
+	case d == nil:
 		ss.flightMu.Lock()
 		if len(ss.flight) > 0 {
 			st = ss.flight[0].st
 		}
 		ss.flightMu.Unlock()
+	case d.injected:
+		st = d.st
+	case d.layout != nil && typ == 'T':
+		l := d.layout
+		switch {
+		case u.rd.Decode(body) != nil:
+			l.plan = &rowPlan{any: true} // every row mismatches: nulled
+		case ss.me.layoutClear(ss.ctx, &u.rd, l.st):
+			l.plan = relayPlan
+		default:
+			l.plan = ss.me.plan(ss.ctx, &u.rd, l.st)
+		}
+		return false
+	default:
+		return false
 	}
 	if typ == 'n' {
 		u.plan = nil
@@ -922,7 +1104,35 @@ func (u *upstreamLoop) describe(typ byte, body []byte) bool {
 			u.plan = ss.me.plan(ss.ctx, &rd, st)
 		}
 	}
-	return d != nil && d.injected
+	return d != nil
+}
+
+// relayPlan is the plan of a clear layout: nothing to change.
+var relayPlan = &rowPlan{}
+
+// unplannedRows returns the plan for DataRows that no RowDescription of
+// warden's heads. They are the rows of an Execute that warden did not
+// describe, planned by the answer to the client's Describe of its portal
+// (relayed as they are if that layout is clear); any others fail closed,
+// nulled whole (an empty plan matches no row's layout): warden describes
+// every other Execute itself, and a simple Query's rows always follow
+// their RowDescription.
+func (u *upstreamLoop) unplannedRows() *rowPlan {
+	ss := u.ss
+	ss.denyMu.Lock()
+	batch := ss.rfqSeen + 1
+	ss.denyMu.Unlock()
+	var l *portalLayout
+	ss.flightMu.Lock()
+	if len(ss.flight) > 0 && ss.flight[0].lastRFQ == batch {
+		l = ss.flight[0].layout
+	}
+	ss.flightMu.Unlock()
+	if l != nil && l.plan != nil {
+		return l.plan
+	}
+	ss.srv.log.Warn("postgres: result rows with no layout while masking; nulling them", "session", ss.id)
+	return &rowPlan{any: true}
 }
 
 // complete pops the statement that a completion or error belongs to and
@@ -1080,4 +1290,5 @@ func (u *upstreamLoop) readyForQuery() {
 	ss.descs = ss.descs[j:]
 	ss.descMu.Unlock()
 	u.rows, u.bytes = 0, 0
+	u.plan = nil
 }
