@@ -106,6 +106,14 @@ type session struct {
 	pending []audit.Pending
 	pendN   atomic.Int32
 
+	// deferredN counts flight entries with a deferred decision record;
+	// foldTimer (armed while there are any, under flightMu) submits them
+	// if their statements run longer than foldDelay, so a slow statement
+	// is on record while it runs.
+	deferredN atomic.Int32
+	foldTimer *time.Timer
+	foldArmed bool
+
 	// syncs counts the messages sent upstream that each end in exactly
 	// one ReadyForQuery (Sync, Query, FunctionCall's stand-in).
 	syncs uint64
@@ -162,6 +170,11 @@ type inflight struct {
 	kind     string
 	start    time.Time
 	lastRFQ  uint64 // the ReadyForQuery that ends its batch
+	// deferred is the decision record of a read-only statement, not yet
+	// submitted: folded with the statement's result into one record if
+	// the whole answer is in hand before any of it must reach the client
+	// (see session.ensureDurable).
+	deferred *audit.Event
 }
 
 // describeExpect is a Describe awaiting its RowDescription or NoData.
@@ -202,6 +215,8 @@ func (ss *session) run() {
 	err := ss.clientLoop()
 	ss.kill()
 	wg.Wait()
+	// Statements forwarded but never answered are on record all the same.
+	ss.unfold()
 	ss.bg.Wait()
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = up.err
@@ -384,7 +399,10 @@ func (ss *session) execute(body []byte) error {
 	}
 	// The decision was made at Parse; this records that the
 	// statement ran, with its parameters' digest.
-	if err := ss.audit(rec, d, approvedBy != "" || !readOnly(st, nil)); err != nil {
+	var deferred *audit.Event
+	if approvedBy == "" && readOnly(st, nil) && ss.canFold() {
+		deferred = ss.decisionEvent(rec, d)
+	} else if err := ss.audit(rec, d, approvedBy != "" || !readOnly(st, nil)); err != nil {
 		// A placeholder Parse fails at this position, so the
 		// Execute and the rest of the batch are skipped.
 		ss.refuse('P', "", nil, auditUnavailable())
@@ -417,7 +435,7 @@ func (ss *session) execute(body []byte) error {
 	if opensCursors(st) {
 		ss.cursorGen++
 	}
-	ss.push(inflight{st: st, layout: layout, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1})
+	ss.push(inflight{st: st, layout: layout, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs + 1, deferred: deferred})
 	writeRaw(ss.uw, 'E', body)
 	return nil
 }
@@ -616,7 +634,10 @@ func (ss *session) query(q string, body []byte) error {
 		approvedBy = r.ID
 		d.Effect, d.Reason = policy.Allow, fmt.Sprintf("approved in review %s: %s", r.ID, d.Reason)
 	}
-	if err := ss.audit(rec, d, approvedBy != "" || !ss.factsReadOnly(facts)); err != nil {
+	var deferred *audit.Event
+	if approvedBy == "" && facts != nil && len(facts.Statements) == 1 && ss.factsReadOnly(facts) && ss.canFold() {
+		deferred = ss.decisionEvent(rec, d)
+	} else if err := ss.audit(rec, d, approvedBy != "" || !ss.factsReadOnly(facts)); err != nil {
 		ss.refuse('Q', "", nil, auditUnavailable())
 		return nil
 	}
@@ -636,7 +657,7 @@ func (ss *session) query(q string, body []byte) error {
 	} else {
 		for i := range facts.Statements {
 			st := &facts.Statements[i]
-			ss.push(inflight{st: st, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs})
+			ss.push(inflight{st: st, seq: ss.seq, reviewID: approvedBy, text: st.Text, kind: st.Kind, start: start, lastRFQ: ss.syncs, deferred: deferred})
 			approvedBy = "" // the result of the first statement reports to the review
 		}
 	}
@@ -791,6 +812,10 @@ func (ss *session) fatal(code, msg string) {
 	b, _ := (&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}).Encode(nil)
 	ss.cwMu.Lock()
 	defer ss.cwMu.Unlock()
+	// What is buffered for the client may belong to statements whose
+	// records are not durable yet (see ensureDurable): the session ends
+	// here, so it is dropped rather than waited for.
+	ss.cw.Reset(ss.client)
 	ss.cw.Write(b)
 	ss.cw.Flush()
 }
@@ -838,6 +863,17 @@ func (ss *session) pushDescribe(d describeExpect) {
 func (ss *session) push(f inflight) {
 	ss.flightMu.Lock()
 	ss.flight = append(ss.flight, f)
+	if f.deferred != nil {
+		ss.deferredN.Add(1)
+		if !ss.foldArmed {
+			if ss.foldTimer == nil {
+				ss.foldTimer = time.AfterFunc(foldDelay, ss.unfold)
+			} else {
+				ss.foldTimer.Reset(foldDelay)
+			}
+			ss.foldArmed = true
+		}
+	}
 	ss.flightMu.Unlock()
 }
 
@@ -847,6 +883,22 @@ func (ss *session) push(f inflight) {
 // later response until it is durable; an error then ends the session
 // (fail closed) before anything more reaches the client.
 func (ss *session) audit(r record, d policy.Decision, sync bool) error {
+	ev := ss.decisionEvent(r, d)
+	if _, ok := ss.srv.cfg.Audit.(audit.AsyncSink); ok && !sync {
+		ss.submitPending(ev)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ss.srv.ctx, 10*time.Second)
+	defer cancel()
+	if err := ss.srv.cfg.Audit.Record(ctx, ev); err != nil {
+		ss.srv.log.Error("postgres: audit write failed; refusing", "session", ss.id, "err", err)
+		return err
+	}
+	return nil
+}
+
+// decisionEvent is the record of a statement decision.
+func (ss *session) decisionEvent(r record, d policy.Decision) *audit.Event {
 	ev := ss.evBase
 	ev.Kind = audit.KindStatement
 	ev.Time = time.Now()
@@ -864,19 +916,65 @@ func (ss *session) audit(r record, d policy.Decision, sync bool) error {
 	default:
 		ev.Decision = audit.Deny
 	}
-	if as, ok := ss.srv.cfg.Audit.(audit.AsyncSink); ok && !sync {
-		p := as.Submit(&ev)
-		ss.pendMu.Lock()
-		ss.pending = append(ss.pending, p)
-		ss.pendN.Add(1)
-		ss.pendMu.Unlock()
-		return nil
+	return &ev
+}
+
+// submitPending submits ev to the (asynchronous) sink: the upstream loop
+// waits for it before anything more reaches the client.
+func (ss *session) submitPending(ev *audit.Event) {
+	p := ss.srv.cfg.Audit.(audit.AsyncSink).Submit(ev)
+	ss.pendMu.Lock()
+	ss.pending = append(ss.pending, p)
+	ss.pendN.Add(1)
+	ss.pendMu.Unlock()
+}
+
+// canFold reports whether a read-only statement's decision record may be
+// deferred to be written with its result (see inflight.deferred).
+func (ss *session) canFold() bool {
+	_, ok := ss.srv.cfg.Audit.(audit.AsyncSink)
+	return ok
+}
+
+// foldDelay bounds how long a statement's decision record is deferred to
+// be folded with its result: a statement that runs longer is on record
+// (the decision alone, its result later) while it runs.
+const foldDelay = 2 * time.Millisecond
+
+// unfold submits every deferred decision record, in order; their results
+// will be records of their own. It takes flightMu.
+func (ss *session) unfold() {
+	ss.flightMu.Lock()
+	defer ss.flightMu.Unlock()
+	for i := range ss.flight {
+		if ev := ss.flight[i].deferred; ev != nil {
+			ss.flight[i].deferred = nil
+			ss.submitPending(ev)
+		}
 	}
-	ctx, cancel := context.WithTimeout(ss.srv.ctx, 10*time.Second)
-	defer cancel()
-	if err := ss.srv.cfg.Audit.Record(ctx, &ev); err != nil {
-		ss.srv.log.Error("postgres: audit write failed; refusing", "session", ss.id, "err", err)
-		return err
+	ss.deferredN.Store(0)
+	ss.disarmFold()
+}
+
+// disarmFold stops the fold timer; flightMu is held.
+func (ss *session) disarmFold() {
+	if ss.foldArmed {
+		ss.foldTimer.Stop()
+		ss.foldArmed = false
+	}
+}
+
+// ensureDurable is called before anything buffered for the client may
+// leave warden (a flush, or a write the buffer cannot hold): it submits
+// the deferred decision records — their statements' answers may be in
+// the buffer — and waits until every submitted record is durable. An
+// error means the client must get nothing more.
+func (ss *session) ensureDurable() error {
+	if ss.deferredN.Load() > 0 {
+		ss.unfold()
+	}
+	if ss.pendN.Load() > 0 {
+		return ss.awaitAudit()
 	}
 	return nil
 }
@@ -929,6 +1027,11 @@ func (u *upstreamLoop) loop() error {
 	r := &ss.ur
 	for {
 		if r.r.Buffered() == 0 {
+			// Nothing more from the server for now: what is buffered goes
+			// to the client, once its records are durable.
+			if err := u.durable(); err != nil {
+				return err
+			}
 			ss.cwMu.Lock()
 			err := ss.cw.Flush()
 			ss.cwMu.Unlock()
@@ -940,11 +1043,11 @@ func (u *upstreamLoop) loop() error {
 		if err != nil {
 			return err
 		}
-		if ss.pendN.Load() > 0 {
-			if err := ss.awaitAudit(); err != nil {
-				ss.srv.log.Error("postgres: audit write failed; closing the session", "session", ss.id, "err", err)
-				ss.fatal("58000", "warden: the audit log cannot be written; closing the session (fail closed)")
-				return fmt.Errorf("audit: %w", err)
+		// A message the client buffer cannot hold makes it flush: the
+		// records of what is buffered must be durable first.
+		if n+5 > ss.cw.Available() {
+			if err := u.durable(); err != nil {
+				return err
 			}
 		}
 		switch typ {
@@ -1046,6 +1149,19 @@ func (u *upstreamLoop) loop() error {
 			}
 		}
 	}
+}
+
+// durable is ensureDurable for the upstream loop: a record that cannot
+// be written ends the session (fail closed) before anything more reaches
+// the client.
+func (u *upstreamLoop) durable() error {
+	ss := u.ss
+	if err := ss.ensureDurable(); err != nil {
+		ss.srv.log.Error("postgres: audit write failed; closing the session", "session", ss.id, "err", err)
+		ss.fatal("58000", "warden: the audit log cannot be written; closing the session (fail closed)")
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
 }
 
 // describe handles a RowDescription or NoData while masking: it pops the
@@ -1154,6 +1270,9 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 	if len(ss.flight) == 0 {
 		ss.flight = ss.flight[:0:0] // let the backing array go
 	}
+	if f.deferred != nil && ss.deferredN.Add(-1) == 0 {
+		ss.disarmFold()
+	}
 	ss.flightMu.Unlock()
 	rows, bytes := u.rows, u.bytes
 	u.rows, u.bytes = 0, 0
@@ -1184,6 +1303,20 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 		}
 	}
 	ev.Rows = rows
+	if f.deferred != nil {
+		// Nothing of the answer has reached the client yet (see
+		// ensureDurable).
+		if len(u.counts) == 0 {
+			// One record says what was decided and what it did: the
+			// client's buffer is flushed once it is durable.
+			dec := f.deferred
+			dec.DurationUS, dec.Rows, dec.Bytes, dec.Error = ev.DurationUS, ev.Rows, ev.Bytes, ev.Error
+			ss.submitPending(dec)
+			return
+		}
+		// Masked values are counted in a result record of their own.
+		ss.submitPending(f.deferred)
+	}
 	if len(u.counts) > 0 {
 		ev.Reason = u.counts.String()
 		clear(u.counts)
@@ -1278,6 +1411,13 @@ func (u *upstreamLoop) readyForQuery() {
 	ss.flightMu.Lock()
 	i := 0
 	for i < len(ss.flight) && ss.flight[i].lastRFQ <= seen {
+		// Still on record, as decided and forwarded.
+		if ev := ss.flight[i].deferred; ev != nil {
+			ss.submitPending(ev)
+			if ss.deferredN.Add(-1) == 0 {
+				ss.disarmFold()
+			}
+		}
 		i++
 	}
 	ss.flight = ss.flight[i:]
