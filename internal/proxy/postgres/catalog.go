@@ -22,8 +22,9 @@ type catalog struct {
 
 	mu     sync.Mutex
 	conn   *pgconn.PgConn // guarded by mu; nil until first use or after an error
-	rels   map[uint32]*relInfo
-	byName map[string]*relInfo // "schema.table"
+	rels    map[uint32]*relInfo
+	byName  map[string]*relInfo  // "schema.table"
+	missing map[string]time.Time // "schema.table" found not to exist, and when
 }
 
 // relInfo is one relation as the catalog describes it.
@@ -38,8 +39,15 @@ type relInfo struct {
 }
 
 func newCatalog(cfg *pgconn.Config) *catalog {
-	return &catalog{cfg: cfg, ttl: time.Minute, rels: make(map[uint32]*relInfo), byName: make(map[string]*relInfo)}
+	return &catalog{cfg: cfg, ttl: catalogTTL, rels: make(map[uint32]*relInfo), byName: make(map[string]*relInfo), missing: make(map[string]time.Time)}
 }
+
+// catalogTTL is how long an answer is reused. DDL in another session (a
+// view redefined in place over a masked table keeps its OID) is seen once
+// the cached answer expires, so this is the window in which masking can
+// go by a relation's old definition; each refresh is one small catalog
+// query per relation in use.
+const catalogTTL = 5 * time.Second
 
 func (c *catalog) close() {
 	c.mu.Lock()
@@ -70,18 +78,30 @@ func (c *catalog) byQualifiedName(ctx context.Context, schema, table string) (*r
 	key := schema + "." + table
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r, ok := c.byName[key]; ok && (r == nil || time.Since(r.loaded) < c.ttl) {
+	if r := c.byName[key]; r != nil && time.Since(r.loaded) < c.ttl {
 		return r, nil
+	}
+	if at, ok := c.missing[key]; ok && time.Since(at) < c.ttl {
+		return nil, nil // a relation created since is seen once this expires
 	}
 	r, err := c.loadLocked(ctx, "n.nspname = $1 AND c.relname = $2", schema, table)
 	if err != nil {
 		return nil, err
 	}
 	if r == nil {
-		c.byName[key] = nil
+		delete(c.byName, key)
+		if len(c.missing) >= maxMissing {
+			clear(c.missing)
+		}
+		c.missing[key] = time.Now()
+	} else {
+		delete(c.missing, key)
 	}
 	return r, nil
 }
+
+// maxMissing bounds the negative answers kept: names come from clients.
+const maxMissing = 4096
 
 // loadLocked reads one relation (by a WHERE condition over parameters)
 // and, for a view, the relations it reads.

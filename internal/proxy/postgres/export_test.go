@@ -30,8 +30,9 @@ func ExpireCatalog(s *Server, target string) {
 		r.loaded = time.Time{}
 	}
 	for _, r := range c.byName {
-		if r != nil {
-			r.loaded = time.Time{}
-		}
+		r.loaded = time.Time{}
+	}
+	for k := range c.missing {
+		c.missing[k] = time.Time{}
 	}
 }
