@@ -20,8 +20,8 @@ type catalog struct {
 	cfg *pgconn.Config
 	ttl time.Duration
 
-	mu     sync.Mutex
-	conn   *pgconn.PgConn // guarded by mu; nil until first use or after an error
+	mu      sync.Mutex
+	conn    *pgconn.PgConn // guarded by mu; nil until first use or after an error
 	rels    map[uint32]*relInfo
 	byName  map[string]*relInfo  // "schema.table"
 	missing map[string]time.Time // "schema.table" found not to exist, and when

@@ -544,7 +544,9 @@ func TestMaskingRelationCreatedAfterLookup(t *testing.T) {
 	if _, err := direct(t).Exec(ctx, "DROP VIEW IF EXISTS mf_new", pgx.QueryExecModeSimpleProtocol); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { direct(t).Exec(context.Background(), "DROP VIEW IF EXISTS mf_new", pgx.QueryExecModeSimpleProtocol) })
+	t.Cleanup(func() {
+		direct(t).Exec(context.Background(), "DROP VIEW IF EXISTS mf_new", pgx.QueryExecModeSimpleProtocol)
+	})
 	c := e.connect(e.token("analyst-1", "analysts"))
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 		if _, err := c.Exec(ctx, "SELECT upper(v) FROM mf_new WHERE id = 1", mode); err == nil {
