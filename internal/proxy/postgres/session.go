@@ -111,6 +111,10 @@ type session struct {
 	// if their statements run longer than foldDelay, so a slow statement
 	// is on record while it runs.
 	deferredN atomic.Int32
+
+	// The last statement text audited, its bounded form and digest
+	// (client loop only).
+	lastText, lastBound, lastHash string
 	foldTimer *time.Timer
 	foldArmed bool
 
@@ -903,7 +907,13 @@ func (ss *session) decisionEvent(r record, d policy.Decision) *audit.Event {
 	ev.Kind = audit.KindStatement
 	ev.Time = time.Now()
 	ev.Seq = r.seq
-	ev.Request, ev.RequestHash = boundText(r.text, ss.srv.cfg.MaxAuditText)
+	if r.text == ss.lastText && ss.lastText != "" {
+		// A prepared statement executed again: the same text, digested once.
+		ev.Request, ev.RequestHash = ss.lastBound, ss.lastHash
+	} else {
+		ev.Request, ev.RequestHash = boundText(r.text, ss.srv.cfg.MaxAuditText)
+		ss.lastText, ss.lastBound, ss.lastHash = r.text, ev.Request, ev.RequestHash
+	}
 	ev.StmtKind = r.kind
 	ev.Fingerprint = r.fingerprint
 	ev.ParamsHash = r.paramsHash
@@ -1281,14 +1291,7 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 	}
 	took := time.Since(f.start)
 	ss.mt.Completed(took)
-	ev := ss.evBase
-	ev.Kind = audit.KindResult
-	ev.Time = time.Now()
-	ev.Seq = f.seq
-	ev.StmtKind = f.kind
-	ev.DurationUS = took.Microseconds()
-	ev.Bytes = bytes
-	ev.Decision = audit.Allow
+	var errText string
 	switch typ {
 	case 'C':
 		if tag, ok := cstring(body); ok {
@@ -1299,10 +1302,9 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 	case 'E':
 		var e pgproto3.ErrorResponse
 		if e.Decode(body) == nil {
-			ev.Error = e.Code + ": " + e.Message
+			errText = e.Code + ": " + e.Message
 		}
 	}
-	ev.Rows = rows
 	if f.deferred != nil {
 		// Nothing of the answer has reached the client yet (see
 		// ensureDurable).
@@ -1310,13 +1312,23 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 			// One record says what was decided and what it did: the
 			// client's buffer is flushed once it is durable.
 			dec := f.deferred
-			dec.DurationUS, dec.Rows, dec.Bytes, dec.Error = ev.DurationUS, ev.Rows, ev.Bytes, ev.Error
+			dec.DurationUS, dec.Rows, dec.Bytes, dec.Error = took.Microseconds(), rows, bytes, errText
 			ss.submitPending(dec)
 			return
 		}
 		// Masked values are counted in a result record of their own.
 		ss.submitPending(f.deferred)
 	}
+	ev := ss.evBase
+	ev.Kind = audit.KindResult
+	ev.Time = time.Now()
+	ev.Seq = f.seq
+	ev.StmtKind = f.kind
+	ev.DurationUS = took.Microseconds()
+	ev.Bytes = bytes
+	ev.Decision = audit.Allow
+	ev.Error = errText
+	ev.Rows = rows
 	if len(u.counts) > 0 {
 		ev.Reason = u.counts.String()
 		clear(u.counts)
