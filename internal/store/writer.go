@@ -71,9 +71,17 @@ func (p *Pending) Wait() error {
 		return p.wait(context.Background(), nil)
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
-	defer cancel()
-	return p.wait(ctx, nil)
+	// A timer rather than a context: this is every statement's path.
+	t := time.NewTimer(pendingTimeout)
+	defer t.Stop()
+	select {
+	case err := <-p.req.reply:
+		p.req.reply <- err
+	case <-p.s.writerDone:
+	case <-t.C:
+		return fmt.Errorf("store: record: waiting for commit: %w", context.DeadlineExceeded)
+	}
+	return p.wait(context.Background(), nil)
 }
 
 // pendingTimeout bounds Pending.Wait: a writer stuck that long is a failed
