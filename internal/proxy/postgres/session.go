@@ -949,7 +949,7 @@ func (ss *session) canFold() bool {
 // foldDelay bounds how long a statement's decision record is deferred to
 // be folded with its result: a statement that runs longer is on record
 // (the decision alone, its result later) while it runs.
-const foldDelay = 2 * time.Millisecond
+const foldDelay = 10 * time.Millisecond
 
 // unfold submits every deferred decision record, in order; their results
 // will be records of their own. It takes flightMu.
