@@ -1,6 +1,7 @@
 package sqlfacts
 
 import (
+	"fmt"
 	"testing"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -84,4 +85,55 @@ func BenchmarkCacheHitParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCachePgbenchSelect is pgbench -S through a Cache of the
+// gateway's size: the same statement with a new aid every time, so the
+// cache keyed by query text always misses. exact-miss is that path
+// alone (the Cache before shapes: a full parse and normalization per
+// query); shape-hit is the Cache as it is, answering from the shape
+// stored for the first query.
+func BenchmarkCachePgbenchSelect(b *testing.B) {
+	const n = 100000 // pgbench_accounts rows at scale 1
+	qs := make([]string, n)
+	for i := range qs {
+		qs[i] = fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d;", (i*7919)%n+1)
+	}
+	for _, bc := range []struct {
+		name string
+		c    *Cache
+	}{
+		{"exact-miss", &Cache{exact: newClock[cacheKey, cacheResult](10000)}},
+		{"shape-hit", NewCache(10000)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if _, err := bc.c.Extract("SELECT abalance FROM pgbench_accounts WHERE aid = 0;", Options{}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				f, err := bc.c.Extract(qs[i%n], Options{})
+				if err != nil || len(f.Statements) != 1 {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkLexShape is what a query missing the exact cache pays to look
+// up its shape, whether or not the shape is cacheable.
+func BenchmarkLexShape(b *testing.B) {
+	for name, q := range map[string]string{"pgbench": "SELECT abalance FROM pgbench_accounts WHERE aid = 81723;", "bench": benchQuery} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := lexShape(q, false); !ok {
+					b.Fatal("gave up")
+				}
+			}
+		})
+	}
 }

@@ -46,9 +46,9 @@ func TestCacheBounded(t *testing.T) {
 			t.Fatalf("cache grew to %d entries", n)
 		}
 	}
-	c.mu.RLock()
-	_, kept := c.entries[cacheKey{DefaultSchema, hot}]
-	c.mu.RUnlock()
+	c.exact.mu.RLock()
+	_, kept := c.exact.entries[cacheKey{DefaultSchema, hot}]
+	c.exact.mu.RUnlock()
 	if !kept {
 		t.Error("CLOCK evicted the entry that was used on every round")
 	}

@@ -146,6 +146,24 @@
 // # Caching
 //
 // Parsing costs tens of microseconds; a Cache makes a repeated query
-// string a map lookup. Facts returned by a Cache are shared and must be
-// treated as read-only.
+// string a map lookup. Clients that put values into the query text
+// (pgbench -S, psql, ORMs that quote on the client side) rarely repeat a
+// string, so the Cache also keeps facts by literal shape: the query with
+// its constants replaced by $1, $2, ... (the Fingerprint) and the kind
+// of each constant (integer, decimal, string, TRUE, FALSE, NULL, or a
+// negative number). A query whose exact text misses is lexed, not
+// parsed, and answered from the facts of an earlier query of its shape,
+// with its own statement text. Only a single SELECT, INSERT, UPDATE or
+// DELETE made of plain column references, constants, operators, boolean
+// logic, CASE and the like, subqueries and casts to plain built-in types
+// is shared by shape: no function call (nextval('s') names an object by
+// its value), no cast to a reg* type, no WITH, no constant in ORDER BY,
+// GROUP BY or DISTINCT ON (a number there names an output column), no
+// refused statement. A shape is stored only when the lexer and the
+// parser agree on every constant's place and kind and on the normalized
+// text; wherever the lexer is unsure (B'1' and U&'x' strings, E'...' escapes
+// that build bytes, $n parameters, hexadecimal numbers, strings
+// continued on the next line) it gives up and the query is parsed.
+//
+// Facts returned by a Cache are shared and must be treated as read-only.
 package sqlfacts

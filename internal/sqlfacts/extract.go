@@ -38,32 +38,41 @@ const DefaultSchema = "public"
 // invalid UTF-8 is refused because warden's upstream sessions use UTF8
 // client encoding and a byte sequence the two sides decode differently
 // could hide a quote.
-func Extract(query string, opts Options) (facts *Facts, err error) {
+func Extract(query string, opts Options) (*Facts, error) {
+	facts, _, err := extract(query, opts, false)
+	return facts, err
+}
+
+// extract is Extract. With shape set it also decides, on the parse tree,
+// whether the facts could be shared with every query of the same
+// literal shape: a single statement, not refused, whose facts cannot
+// depend on any constant's value (shapeConsts).
+func extract(query string, opts Options, shape bool) (facts *Facts, ts treeShape, err error) {
 	// The analysis indexes into parse trees from a C parser; should a
 	// tree ever break an assumption made here, refuse the query rather
 	// than take the proxy down. FuzzExtract looks for such inputs.
 	defer func() {
 		if r := recover(); r != nil {
-			facts, err = nil, fmt.Errorf("sqlfacts.Extract: %w: %v", errInternal, r)
+			facts, ts, err = nil, treeShape{}, fmt.Errorf("sqlfacts.Extract: %w: %v", errInternal, r)
 		}
 	}()
 	if strings.IndexByte(query, 0) >= 0 {
-		return nil, fmt.Errorf("sqlfacts.Extract: %w", ErrNUL)
+		return nil, ts, fmt.Errorf("sqlfacts.Extract: %w", ErrNUL)
 	}
 	if !utf8.ValidString(query) {
-		return nil, fmt.Errorf("sqlfacts.Extract: %w", ErrInvalidUTF8)
+		return nil, ts, fmt.Errorf("sqlfacts.Extract: %w", ErrInvalidUTF8)
 	}
 	if len(query) > nestingCheckMinLen {
 		if err := checkNesting(query); err != nil {
-			return nil, fmt.Errorf("sqlfacts.Extract: %w", err)
+			return nil, ts, fmt.Errorf("sqlfacts.Extract: %w", err)
 		}
 	}
 	tree, err := pg_query.Parse(query)
 	if err != nil {
-		return nil, fmt.Errorf("sqlfacts.Extract: %w", err)
+		return nil, ts, fmt.Errorf("sqlfacts.Extract: %w", err)
 	}
 	if len(tree.GetStmts()) == 0 {
-		return nil, fmt.Errorf("sqlfacts.Extract: %w", ErrEmpty)
+		return nil, ts, fmt.Errorf("sqlfacts.Extract: %w", ErrEmpty)
 	}
 	schema := opts.Schema
 	if schema == "" {
@@ -74,7 +83,7 @@ func Extract(query string, opts Options) (facts *Facts, err error) {
 		st := &facts.Statements[i]
 		text, ok := stmtText(query, raw)
 		if !ok {
-			return nil, fmt.Errorf("sqlfacts.Extract: statement %d has location %d+%d outside the query", i+1, raw.GetStmtLocation(), raw.GetStmtLen())
+			return nil, ts, fmt.Errorf("sqlfacts.Extract: statement %d has location %d+%d outside the query", i+1, raw.GetStmtLocation(), raw.GetStmtLen())
 		}
 		st.Text = text
 		a := analyzer{schema: schema, st: st}
@@ -89,7 +98,13 @@ func Extract(query string, opts Options) (facts *Facts, err error) {
 			facts.Fingerprint = n
 		}
 	}
-	return facts, nil
+	if shape && len(tree.Stmts) == 1 {
+		st := &facts.Statements[0]
+		if st.Refusal == "" && st.PrepareName == "" && st.ExecuteName == "" && st.DeallocateName == "" && !st.DeallocateAll {
+			ts.consts, ts.ok = shapeConsts(tree.Stmts[0].GetStmt())
+		}
+	}
+	return facts, ts, nil
 }
 
 // stmtText slices a statement's own text out of the query using the

@@ -63,3 +63,51 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// FuzzShapeCache checks the Cache's shape entries: after the Cache has
+// seen q, it must answer every other query exactly as Extract does
+// (reflect.DeepEqual facts, the same error). The other queries are
+// variants of q with each constant the lexer found replaced by lit
+// (verbatim, which may not even be a constant; as a string literal; as
+// a number), and lit itself. Seeds: the corpus, shapeQueries and
+// notShaped, with a few literals.
+func FuzzShapeCache(f *testing.F) {
+	lits := []string{"42", "'x'", "1e5", "$$a$$", `E'\x41'`, "true", "NULL", "-1", "0x10", "1_000",
+		"'a'\n'b'", "U&'x'", "$1", "'it''s'", "2147483648", "1.", "x", "1; DELETE FROM orders", "'--'"}
+	var qs []string
+	for _, c := range append(append([]corpus.Case{}, corpus.Deny...), corpus.Allow...) {
+		qs = append(qs, c.SQL)
+	}
+	qs = append(append(qs, shapeQueries...), notShaped...)
+	for i, q := range qs {
+		f.Add(q, lits[i%len(lits)])
+	}
+	f.Fuzz(func(t *testing.T, q, lit string) {
+		c := NewCache(8)
+		sameAsExtract(t, c, q)
+		sh, ok := lexShape(q, true)
+		if !ok || len(sh.spans) == 0 {
+			sameAsExtract(t, c, lit)
+			return
+		}
+		asString := "'" + strings.ReplaceAll(lit, "'", "''") + "'"
+		digits := strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' || r == '.' || r == 'e' {
+				return r
+			}
+			return -1
+		}, lit)
+		for _, l := range []string{lit, asString, digits} {
+			for j := -1; j < len(sh.spans); j++ { // j < 0: every constant
+				v := replaceConsts(q, sh.spans, func(i int) string {
+					if j < 0 || i == j {
+						return l
+					}
+					return q[sh.spans[i].start:sh.spans[i].end]
+				})
+				sameAsExtract(t, c, v)
+			}
+		}
+		sameAsExtract(t, c, lit)
+	})
+}
