@@ -502,7 +502,7 @@ func endNumber(q string, i int) (end int, kind byte, ok bool) {
 		for j = k; j < len(q) && isDigit(q[j]); j++ {
 		}
 	}
-	if j < len(q) && (isIdentCont(q[j]) || q[j] == '.' && !float) {
+	if j < len(q) && isIdentCont(q[j]) {
 		return 0, 0, false // trailing junk
 	}
 	if float || !fitsInt32(q[i:intEnd]) {
