@@ -87,6 +87,15 @@ type LaterSink interface {
 	RecordLater(ev *Event)
 }
 
+// Expecter is a Sink that can be told of events about to be submitted
+// and waited for (a statement running whose record is written with its
+// result), so that its group commit can wait briefly to make them durable
+// with the same sync. Expect(1) announces one; the caller calls
+// Expect(-1) just before it submits it, and for every announced event.
+type Expecter interface {
+	Expect(n int)
+}
+
 // Pending is a submitted event.
 type Pending interface {
 	// Wait returns nil once the event is durable, or why it is not.

@@ -205,3 +205,58 @@ func TestRecordLaterSurvivesReopen(t *testing.T) {
 	mustVerify(t, s2, 1)
 	var _ audit.LaterSink = s2
 }
+
+// TestExpectGathersOneSync: while events are expected (audit.Expecter),
+// the writer holds a waited-for group for them, so one sync covers all.
+func TestExpectGathersOneSync(t *testing.T) {
+	old := commitDelay
+	commitDelay = time.Minute
+	t.Cleanup(func() { commitDelay = old })
+	var commits commitLog
+	s := openTest(t, Options{OnCommit: commits.onCommit})
+	ctx := context.Background()
+	s.Expect(1)
+	done := make(chan error, 1)
+	go func() { done <- s.Record(ctx, testEvent(0)) }()
+	// The writer holds the group for the expected event.
+	waitFor(t, func() bool { return len(s.queue) == 0 })
+	select {
+	case err := <-done:
+		t.Fatalf("Record returned (%v) while an expected event was still to come", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.Expect(-1)
+	p := s.Submit(testEvent(1))
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(&commits); !slices.Equal(got, []int{2}) {
+		t.Fatalf("commits = %v, want one group of both", got)
+	}
+}
+
+// TestExpectWaitIsBounded: an expected event that does not come holds a
+// group for commitDelay at most; in os mode nothing waits for it.
+func TestExpectWaitIsBounded(t *testing.T) {
+	old := commitDelay
+	t.Cleanup(func() { commitDelay = old })
+	for _, osMode := range []bool{false, true} {
+		commitDelay = 30 * time.Millisecond
+		if osMode {
+			commitDelay = time.Hour // would hang the test if os mode waited
+		}
+		s := openTest(t, Options{ProcessCrashOnly: osMode})
+		s.Expect(1)
+		start := time.Now()
+		if err := s.Record(context.Background(), testEvent(0)); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); !osMode && took < commitDelay {
+			t.Errorf("sync mode: Record returned after %v, before commitDelay", took)
+		}
+		s.Expect(-1)
+	}
+}

@@ -142,6 +142,9 @@ type SQLite struct {
 	syncedHash []byte
 	laterN     atomic.Int64
 	syncReq    chan chan struct{}
+	// expected counts the events announced with Expect and not yet
+	// submitted.
+	expected atomic.Int64
 
 	ix          *indexer
 	rawIns      *rawInsert    // the indexer's prepared statements; indexer goroutine only

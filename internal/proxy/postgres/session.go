@@ -868,6 +868,9 @@ func (ss *session) push(f inflight) {
 	ss.flightMu.Lock()
 	ss.flight = append(ss.flight, f)
 	if f.deferred != nil {
+		if ex, ok := ss.srv.cfg.Audit.(audit.Expecter); ok {
+			ex.Expect(1) // its record will be waited for soon: see submitDeferred
+		}
 		ss.deferredN.Add(1)
 		if !ss.foldArmed {
 			if ss.foldTimer == nil {
@@ -933,6 +936,19 @@ func (ss *session) decisionEvent(r record, d policy.Decision) *audit.Event {
 // waits for it before anything more reaches the client.
 func (ss *session) submitPending(ev *audit.Event) {
 	p := ss.srv.cfg.Audit.(audit.AsyncSink).Submit(ev)
+	ss.addPending(p)
+}
+
+// submitDeferred submits a deferred decision record (see
+// inflight.deferred), which the sink was told to expect.
+func (ss *session) submitDeferred(ev *audit.Event) {
+	if ex, ok := ss.srv.cfg.Audit.(audit.Expecter); ok {
+		ex.Expect(-1)
+	}
+	ss.submitPending(ev)
+}
+
+func (ss *session) addPending(p audit.Pending) {
 	ss.pendMu.Lock()
 	ss.pending = append(ss.pending, p)
 	ss.pendN.Add(1)
@@ -959,7 +975,7 @@ func (ss *session) unfold() {
 	for i := range ss.flight {
 		if ev := ss.flight[i].deferred; ev != nil {
 			ss.flight[i].deferred = nil
-			ss.submitPending(ev)
+			ss.submitDeferred(ev)
 		}
 	}
 	ss.deferredN.Store(0)
@@ -1313,11 +1329,11 @@ func (u *upstreamLoop) complete(typ byte, body []byte) {
 			// client's buffer is flushed once it is durable.
 			dec := f.deferred
 			dec.DurationUS, dec.Rows, dec.Bytes, dec.Error = took.Microseconds(), rows, bytes, errText
-			ss.submitPending(dec)
+			ss.submitDeferred(dec)
 			return
 		}
 		// Masked values are counted in a result record of their own.
-		ss.submitPending(f.deferred)
+		ss.submitDeferred(f.deferred)
 	}
 	ev := ss.evBase
 	ev.Kind = audit.KindResult
@@ -1425,7 +1441,7 @@ func (u *upstreamLoop) readyForQuery() {
 	for i < len(ss.flight) && ss.flight[i].lastRFQ <= seen {
 		// Still on record, as decided and forwarded.
 		if ev := ss.flight[i].deferred; ev != nil {
-			ss.submitPending(ev)
+			ss.submitDeferred(ev)
 			if ss.deferredN.Add(-1) == 0 {
 				ss.disarmFold()
 			}
