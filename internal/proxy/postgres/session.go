@@ -115,8 +115,8 @@ type session struct {
 	// The last statement text audited, its bounded form and digest
 	// (client loop only).
 	lastText, lastBound, lastHash string
-	foldTimer *time.Timer
-	foldArmed bool
+	foldTimer                     *time.Timer
+	foldArmed                     bool
 
 	// syncs counts the messages sent upstream that each end in exactly
 	// one ReadyForQuery (Sync, Query, FunctionCall's stand-in).
