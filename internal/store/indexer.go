@@ -106,7 +106,12 @@ func (ix *indexer) add(it indexItem) {
 	if it.job != nil {
 		ix.jobs++
 	}
-	ix.cond.Broadcast()
+	// Wake the indexer only when this can end its wait: the first item,
+	// a job, or a backlog that stops the linger. Waking it for every
+	// group it then lingers on costs a goroutine switch per commit.
+	if len(ix.items) == 1 || it.job != nil || ix.backlog >= lingerBatch {
+		ix.cond.Broadcast()
+	}
 }
 
 func (ix *indexer) writerExited() {
