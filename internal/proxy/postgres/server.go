@@ -598,7 +598,12 @@ func (s *Server) startSession(raw, conn net.Conn, br *bufio.Reader, be *pgproto3
 	ss.endMu.Lock()
 	end.Reason = ss.endReason
 	ss.endMu.Unlock()
-	if err := s.cfg.Audit.Record(context.Background(), &end); err != nil {
+	// Nobody waits on a session's end: it rides the next sync (and a
+	// failure is the store's to log), so a client that reconnects at once
+	// does not wait behind its previous session's record.
+	if ls, ok := s.cfg.Audit.(audit.LaterSink); ok {
+		ls.RecordLater(&end)
+	} else if err := s.cfg.Audit.Record(context.Background(), &end); err != nil {
 		s.log.Error("postgres: audit write failed", "err", err)
 	}
 }
