@@ -1201,9 +1201,7 @@ func (u *upstreamLoop) durable() error {
 // plan nothing.
 func (u *upstreamLoop) describe(typ byte, body []byte) bool {
 	ss := u.ss
-	ss.denyMu.Lock()
-	batch := ss.rfqSeen + 1
-	ss.denyMu.Unlock()
+	batch := ss.answering()
 	var d *describeExpect
 	ss.descMu.Lock()
 	if len(ss.descs) > 0 && ss.descs[0].lastRFQ == batch {
@@ -1249,6 +1247,14 @@ func (u *upstreamLoop) describe(typ byte, body []byte) bool {
 	return d != nil
 }
 
+// answering returns the number of the batch whose answers are arriving:
+// the ReadyForQuery that will end it.
+func (ss *session) answering() uint64 {
+	ss.denyMu.Lock()
+	defer ss.denyMu.Unlock()
+	return ss.rfqSeen + 1
+}
+
 // relayPlan is the plan of a clear layout: nothing to change.
 var relayPlan = &rowPlan{}
 
@@ -1261,9 +1267,7 @@ var relayPlan = &rowPlan{}
 // their RowDescription.
 func (u *upstreamLoop) unplannedRows() *rowPlan {
 	ss := u.ss
-	ss.denyMu.Lock()
-	batch := ss.rfqSeen + 1
-	ss.denyMu.Unlock()
+	batch := ss.answering()
 	var l *portalLayout
 	ss.flightMu.Lock()
 	if len(ss.flight) > 0 && ss.flight[0].lastRFQ == batch {
@@ -1283,9 +1287,7 @@ func (u *upstreamLoop) unplannedRows() *rowPlan {
 // Bind of a later batch must not be blamed on it.
 func (u *upstreamLoop) complete(typ byte, body []byte) {
 	ss := u.ss
-	ss.denyMu.Lock()
-	batch := ss.rfqSeen + 1
-	ss.denyMu.Unlock()
+	batch := ss.answering()
 	ss.flightMu.Lock()
 	if len(ss.flight) == 0 || ss.flight[0].lastRFQ != batch {
 		ss.flightMu.Unlock()
