@@ -96,6 +96,14 @@ type Expecter interface {
 	Expect(n int)
 }
 
+// IdleSyncer is a Sink that can tell whether a record submitted now would
+// be synced at once, alone: nothing queued, no sync under way. A proxy
+// then does better to submit a record early, so the sync overlaps the
+// request, than to hold it back to fold it with the result.
+type IdleSyncer interface {
+	SyncIdle() bool
+}
+
 // Pending is a submitted event.
 type Pending interface {
 	// Wait returns nil once the event is durable, or why it is not.

@@ -260,3 +260,30 @@ func TestExpectWaitIsBounded(t *testing.T) {
 		s.Expect(-1)
 	}
 }
+
+// TestSyncIdle: in sync mode the store reports idle while nothing is
+// queued or being appended, and not while a group is under way; in os
+// mode it never does (an append there costs no sync to overlap).
+func TestSyncIdle(t *testing.T) {
+	gate := newWriterGate(t)
+	s := openTest(t, Options{beforeAppend: gate.wait})
+	if !s.SyncIdle() {
+		t.Fatal("an idle sync-mode store is not SyncIdle")
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Record(context.Background(), testEvent(0)) }()
+	<-gate.entered
+	if s.SyncIdle() {
+		t.Fatal("SyncIdle while a group is being appended")
+	}
+	gate.release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s.SyncIdle)
+
+	o := openTest(t, Options{ProcessCrashOnly: true})
+	if o.SyncIdle() {
+		t.Fatal("an os-mode store reports SyncIdle")
+	}
+}

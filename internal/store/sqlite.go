@@ -145,6 +145,8 @@ type SQLite struct {
 	// expected counts the events announced with Expect and not yet
 	// submitted.
 	expected atomic.Int64
+	// busy is set while the writer appends a group (see SyncIdle).
+	busy atomic.Bool
 
 	ix          *indexer
 	rawIns      *rawInsert    // the indexer's prepared statements; indexer goroutine only

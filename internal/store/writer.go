@@ -112,6 +112,13 @@ func (s *SQLite) RecordLater(ev *audit.Event) {
 	}
 }
 
+// SyncIdle implements audit.IdleSyncer: in sync mode, true when the
+// writer has nothing queued and no group under way, so a waited-for
+// record submitted now gets an fdatasync of its own at once.
+func (s *SQLite) SyncIdle() bool {
+	return s.jw != nil && s.jw.sync && !s.busy.Load() && len(s.queue) == 0
+}
+
 // Expect implements audit.Expecter: n events (negative: fewer) are about
 // to be submitted and waited for. In sync mode the writer waits up to
 // commitDelay for expected events before it syncs a group, so one
@@ -320,8 +327,10 @@ func (s *SQLite) runWriter() {
 		}
 		select {
 		case req := <-s.queue:
+			s.busy.Store(true)
 			batch = s.gather(s.fillBatch(append(batch[:0], req)))
 			s.commitBatch(batch)
+			s.busy.Store(false)
 			clear(batch) // do not pin finished requests until the next batch
 		case <-laterTimer.C:
 			armed = false

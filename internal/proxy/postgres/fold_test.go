@@ -59,11 +59,13 @@ func bySeq(evs []audit.Event, seq int64) (stmt, result []audit.Event) {
 
 // A read answered at once is one record: the decision with what the
 // statement did (rows, bytes, duration), in the simple and the extended
-// protocol. On a busy machine a read may take longer than foldDelay and
-// get a result record of its own; every read has its result one way or
-// the other, and of several quick ones at least one is folded.
+// protocol. (In os mode: with audit.sync fsync an idle writer takes a
+// lone read's decision at once instead, TestIdleSyncNotFolded.) On a busy
+// machine a read may take longer than foldDelay and get a result record
+// of its own; every read has its result one way or the other, and of
+// several quick ones at least one is folded.
 func TestReadFoldedIntoOneRecord(t *testing.T) {
-	e := newEnv(t, foldPolicy)
+	e := newEnvWith(t, foldPolicy, "audit: { sync: os }")
 	ctx := context.Background()
 	c := e.connect(e.token("fold-1", "analysts"))
 	const each = 5
@@ -224,5 +226,23 @@ func TestReadAnswerHeldWithoutAudit(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "58000") && !strings.Contains(err.Error(), "audit") {
 		t.Fatalf("error: %v", err)
+	}
+}
+
+// With audit.sync fsync and nothing else for the writer to do, a read's
+// decision is submitted as the statement is forwarded, so its fdatasync
+// overlaps the statement; its result is a record of its own, after it.
+func TestIdleSyncNotFolded(t *testing.T) {
+	e := newEnv(t, foldPolicy)
+	ctx := context.Background()
+	c := e.connect(e.token("fold-5", "analysts"))
+	var n int64
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM orders", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	evs := statementRecords(t, e, "fold-5", func(evs []audit.Event) bool { return len(evs) >= 2 })
+	stmt, result := bySeq(evs, 1)
+	if len(stmt) != 1 || len(result) != 1 || stmt[0].Rows != 0 || result[0].Rows != 1 || result[0].ID < stmt[0].ID {
+		t.Fatalf("records: %+v", evs)
 	}
 }

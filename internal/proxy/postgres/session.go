@@ -958,8 +958,15 @@ func (ss *session) addPending(p audit.Pending) {
 // canFold reports whether a read-only statement's decision record may be
 // deferred to be written with its result (see inflight.deferred).
 func (ss *session) canFold() bool {
-	_, ok := ss.srv.cfg.Audit.(audit.AsyncSink)
-	return ok
+	if _, ok := ss.srv.cfg.Audit.(audit.AsyncSink); !ok {
+		return false
+	}
+	// A record submitted now would get a sync of its own at once: let it
+	// overlap the statement instead (its result rides the next sync).
+	if is, ok := ss.srv.cfg.Audit.(audit.IdleSyncer); ok && is.SyncIdle() {
+		return false
+	}
+	return true
 }
 
 // foldDelay bounds how long a statement's decision record is deferred to
