@@ -134,7 +134,7 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	p := x.principal
-	st := &stream{cancel: cancel, Info: Info{ID: x.sessionID, Protocol: x.protocol(), Target: x.name, Subject: p.Subject,
+	st := &stream{cancel: cancel, done: make(chan struct{}), Info: Info{ID: x.sessionID, Protocol: x.protocol(), Target: x.name, Subject: p.Subject,
 		Issuer: p.Issuer, Groups: p.Groups, TokenID: p.TokenID, Client: x.client, Request: x.text, Started: x.start, Expires: p.Expiry}}
 	s.mu.Lock()
 	s.streams[st] = struct{}{}
@@ -143,6 +143,7 @@ func (x *exchange) forward(w http.ResponseWriter, r *http.Request, approved *rev
 		s.mu.Lock()
 		delete(s.streams, st)
 		s.mu.Unlock()
+		close(st.done)
 	}()
 	if !x.principal.Expiry.IsZero() {
 		// A stream ends with its token.

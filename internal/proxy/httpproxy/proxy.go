@@ -122,6 +122,29 @@ func (s *Server) bind(p *identity.Principal) *policy.Subject {
 type stream struct {
 	Info
 	cancel context.CancelFunc
+	done   chan struct{} // closed once the request's handler has returned
+}
+
+// terminateWait bounds how long Terminate and TerminateSubject wait for
+// the streams they cancel to be torn down.
+const terminateWait = 5 * time.Second
+
+// waitEnded waits, up to terminateWait in all, until sts have ended: a
+// revocation answers only once its subject's streams are closed, not
+// merely told to close.
+func waitEnded(sts []*stream) {
+	if len(sts) == 0 {
+		return
+	}
+	t := time.NewTimer(terminateWait)
+	defer t.Stop()
+	for _, st := range sts {
+		select {
+		case <-st.done:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // Info describes a request in flight, for `warden sessions list`.
@@ -154,15 +177,18 @@ func (s *Server) Sessions() []Info {
 // Terminate ends the request in flight with this id.
 func (s *Server) Terminate(id, reason string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var ended []*stream
 	for st := range s.streams {
 		if st.ID == id {
 			st.cancel()
 			delete(s.streams, st)
-			return true
+			ended = append(ended, st)
+			break
 		}
 	}
-	return false
+	s.mu.Unlock()
+	waitEnded(ended)
+	return len(ended) > 0
 }
 
 // New checks cfg and returns a Server.
@@ -217,16 +243,17 @@ func (s *Server) Close() {
 // how many it ended.
 func (s *Server) TerminateSubject(subject, reason string) int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
+	var ended []*stream
 	for st := range s.streams {
 		if subject == "" || st.Subject == subject {
 			st.cancel()
 			delete(s.streams, st)
-			n++
+			ended = append(ended, st)
 		}
 	}
-	return n
+	s.mu.Unlock()
+	waitEnded(ended)
+	return len(ended)
 }
 
 // Route returns the target and the escaped path below it for r, by
