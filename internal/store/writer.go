@@ -426,6 +426,9 @@ func (s *SQLite) commitBatch(batch []*request) {
 			s.opts.OnCommit(len(live)+len(s.later), elapsed, err)
 		}
 	}
+	// Done with the group before the waiters run on: one that submits at
+	// once finds the writer idle (SyncIdle).
+	s.busy.Store(false)
 	for _, req := range live {
 		req.reply <- err
 	}
