@@ -32,6 +32,10 @@ type request struct {
 	prev, hash []byte
 }
 
+// waited reports whether somebody waits for the request's record to be
+// durable (everything but RecordLater).
+func (r *request) waited() bool { return !r.later }
+
 // Record stores ev and returns once the transaction holding it has
 // committed durably; it then sets ev.ID to the assigned id, and ev.Time to
 // the stored time (the current time if ev.Time was zero, in UTC). It
@@ -133,7 +137,7 @@ var commitDelay = 100 * time.Microsecond
 // gather adds to batch, in sync mode and for at most commitDelay, the
 // events announced with Expect, as they are submitted.
 func (s *SQLite) gather(batch []*request) []*request {
-	if !s.jw.sync || s.expected.Load() <= 0 || !slices.ContainsFunc(batch, func(r *request) bool { return !r.later }) {
+	if !s.jw.sync || s.expected.Load() <= 0 || !slices.ContainsFunc(batch, (*request).waited) {
 		return batch
 	}
 	t := time.NewTimer(commitDelay)
@@ -399,7 +403,7 @@ func (s *SQLite) commitBatch(batch []*request) {
 
 	// Sync if anybody waits: a group of events recorded with RecordLater
 	// alone is written and left for the next sync (in sync mode).
-	waited := slices.ContainsFunc(live, func(r *request) bool { return !r.later })
+	waited := slices.ContainsFunc(live, (*request).waited)
 	start := time.Now()
 	err := s.appendJournal(live, waited)
 	elapsed := time.Since(start)
