@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -144,6 +146,16 @@ func (w *watchReader) emit(end int) {
 		return
 	}
 	// masked may alias buf (nothing to mask); copy before buf is reused.
+	// An event goes out on one line, as the API server writes them: one
+	// that arrived spread over lines is compacted.
+	if bytes.ContainsAny(masked, "\n\r") {
+		var c bytes.Buffer
+		if err := json.Compact(&c, masked); err != nil {
+			w.err = fmt.Errorf("%w: watch event: %v", ErrMalformed, err)
+			return
+		}
+		masked = c.Bytes()
+	}
 	w.out = append(append(w.out[:0], masked...), '\n')
 	rest := copy(w.buf, w.buf[end:])
 	w.buf = w.buf[:rest]
